@@ -197,7 +197,12 @@ mod tests {
 
     #[test]
     fn bdf_prints_like_lspci() {
-        let bdf = Bdf { segment: 0, bus: 3, device: 0x1f, function: 2 };
+        let bdf = Bdf {
+            segment: 0,
+            bus: 3,
+            device: 0x1f,
+            function: 2,
+        };
         assert_eq!(bdf.to_string(), "0000:03:1f.2");
     }
 

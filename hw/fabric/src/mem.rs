@@ -80,7 +80,12 @@ impl Memory {
         let file = File::from(fd);
         let map = MmapRaw::map_raw(&file)?;
         debug_assert_eq!(map.len() as u64, len);
-        Ok(Self { name: name.to_owned(), len, file, map })
+        Ok(Self {
+            name: name.to_owned(),
+            len,
+            file,
+            map,
+        })
     }
 
     /// The name given at creation (used in diagnostics and in `/proc/self/maps`).
@@ -111,7 +116,11 @@ impl Memory {
 
     /// Checks `offset..offset+len` and returns the start as a `usize` index.
     fn check(&self, offset: u64, len: u64) -> Result<usize, OutOfBounds> {
-        let oob = OutOfBounds { offset, len, size: self.len };
+        let oob = OutOfBounds {
+            offset,
+            len,
+            size: self.len,
+        };
         let end = offset.checked_add(len).ok_or(oob)?;
         if end > self.len {
             return Err(oob);
@@ -126,7 +135,13 @@ impl Memory {
         // SAFETY: `check` proved `start..start + dst.len()` lies inside the mapping, which
         // lives as long as `self`; `dst` is an exclusive Rust buffer that cannot overlap
         // the mapping's raw bytes (no reference into the mapping is ever handed out).
-        unsafe { std::ptr::copy_nonoverlapping(self.map.as_ptr().add(start), dst.as_mut_ptr(), dst.len()) };
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.map.as_ptr().wrapping_add(start),
+                dst.as_mut_ptr(),
+                dst.len(),
+            )
+        };
         Ok(())
     }
 
@@ -135,7 +150,13 @@ impl Memory {
         let start = self.check(offset, src.len() as u64)?;
         // SAFETY: as in `read`, the destination range is inside the live mapping and the
         // source is a Rust slice that cannot alias the mapping.
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.map.as_mut_ptr().add(start), src.len()) };
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                src.as_ptr(),
+                self.map.as_mut_ptr().wrapping_add(start),
+                src.len(),
+            )
+        };
         Ok(())
     }
 
@@ -144,7 +165,13 @@ impl Memory {
         let start = self.check(offset, len)?;
         // SAFETY: the range is inside the live mapping (checked above); `len` fits in
         // usize because the whole mapping does.
-        unsafe { std::ptr::write_bytes(self.map.as_mut_ptr().add(start), byte, len as usize) };
+        unsafe {
+            std::ptr::write_bytes(
+                self.map.as_mut_ptr().wrapping_add(start),
+                byte,
+                len as usize,
+            )
+        };
         Ok(())
     }
 
@@ -230,14 +257,24 @@ mod tests {
     fn out_of_bounds_access_is_refused_with_its_range() {
         let mem = Memory::new("t", 4096).unwrap();
         let err = mem.write(4090, &[0; 7]).unwrap_err();
-        assert_eq!(err, OutOfBounds { offset: 4090, len: 7, size: 4096 });
+        assert_eq!(
+            err,
+            OutOfBounds {
+                offset: 4090,
+                len: 7,
+                size: 4096
+            }
+        );
         assert!(mem.read(u64::MAX, &mut [0; 2]).is_err());
         assert!(mem.fill(1, u64::MAX, 0).is_err());
     }
 
     #[test]
     fn zero_size_is_refused() {
-        assert_eq!(Memory::new("t", 0).unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(
+            Memory::new("t", 0).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
     }
 
     #[test]
@@ -264,7 +301,10 @@ mod tests {
         let before = mem.allocated_bytes().unwrap();
         mem.discard(10, (1 << 20) - 20).unwrap();
         let after = mem.allocated_bytes().unwrap();
-        assert!(after < before, "{after} bytes allocated after discard, {before} before");
+        assert!(
+            after < before,
+            "{after} bytes allocated after discard, {before} before"
+        );
         let mut buf = vec![0u8; 1 << 20];
         mem.read(0, &mut buf).unwrap();
         assert_eq!(&buf[..10], &[0xaa; 10]);

@@ -126,7 +126,7 @@ impl Memory {
         // SAFETY: `check` proved `start..start + dst.len()` lies inside the mapping, which
         // lives as long as `self`; `dst` is an exclusive Rust buffer that cannot overlap
         // the mapping's raw bytes (no reference into the mapping is ever handed out).
-        unsafe { std::ptr::copy_nonoverlapping(self.map.as_ptr().add(start), dst.as_mut_ptr(), dst.len()) };
+        unsafe { std::ptr::copy_nonoverlapping(self.map.as_ptr().wrapping_add(start), dst.as_mut_ptr(), dst.len()) };
         Ok(())
     }
 
@@ -135,7 +135,7 @@ impl Memory {
         let start = self.check(offset, src.len() as u64)?;
         // SAFETY: as in `read`, the destination range is inside the live mapping and the
         // source is a Rust slice that cannot alias the mapping.
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.map.as_mut_ptr().add(start), src.len()) };
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.map.as_mut_ptr().wrapping_add(start), src.len()) };
         Ok(())
     }
 
@@ -144,7 +144,7 @@ impl Memory {
         let start = self.check(offset, len)?;
         // SAFETY: the range is inside the live mapping (checked above); `len` fits in
         // usize because the whole mapping does.
-        unsafe { std::ptr::write_bytes(self.map.as_mut_ptr().add(start), byte, len as usize) };
+        unsafe { std::ptr::write_bytes(self.map.as_mut_ptr().wrapping_add(start), byte, len as usize) };
         Ok(())
     }
 

@@ -117,9 +117,10 @@ pub trait FileOps: Any + Send + Sync {
         Err(Errno::ENOTTY)
     }
 
-    /// Reports readiness and, when `table` is given, registers for wake-ups.
-    fn poll(&self, file: &Arc<File>, table: Option<&PollTable<'_>>) -> PollMask {
-        let _ = (file, table);
+    /// Reports readiness for `events` (what the caller asked for, plus the bits poll
+    /// always reports) and, when `table` is given, registers for wake-ups.
+    fn poll(&self, file: &Arc<File>, table: Option<&PollTable<'_>>, events: PollMask) -> PollMask {
+        let _ = (file, table, events);
         PollMask::DEFAULT
     }
 
@@ -148,8 +149,9 @@ pub trait FileOps: Any + Send + Sync {
         Err(Errno::ENODEV)
     }
 
-    /// Extra lines for `/proc/<pid>/fdinfo/<fd>`.
-    fn fdinfo(&self, file: &File) -> String {
+    /// Extra lines for `/proc/<pid>/fdinfo/<fd>`. `file` is the caller's reference,
+    /// so the reference count includes it.
+    fn fdinfo(&self, file: &Arc<File>) -> String {
         let _ = file;
         String::new()
     }
@@ -232,10 +234,9 @@ impl File {
         f(&mut lock(&self.pos))
     }
 
-    /// The `/proc/<pid>/fdinfo/<fd>` text without the `flags:` and `pos:` lines the
-    /// syscall layer adds.
-    pub fn fdinfo(&self) -> String {
-        self.ops.fdinfo(self)
+    /// The references held on this file.
+    pub fn ref_count(self: &Arc<Self>) -> usize {
+        Arc::strong_count(self)
     }
 }
 

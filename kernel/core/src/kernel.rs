@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use sagrada_hw_fabric::{Fabric, PAGE_SIZE};
@@ -73,6 +73,7 @@ impl PollFd {
 /// fabric's host DRAM. Every method taking a pid is a system call made by a thread of
 /// that process.
 pub struct Kernel {
+    me: Weak<Kernel>,
     fabric: Arc<Fabric>,
     frames: FrameAllocator,
     processes: Mutex<BTreeMap<Pid, Arc<Process>>>,
@@ -92,13 +93,20 @@ impl Kernel {
     /// Boots a kernel on `fabric`, owning its host DRAM.
     pub fn new(fabric: Arc<Fabric>) -> Arc<Self> {
         let frames = FrameAllocator::new(fabric.host_memory().clone(), fabric.host_dram());
-        Arc::new(Self {
+        Arc::new_cyclic(|me| Self {
+            me: me.clone(),
             fabric,
             frames,
             processes: Mutex::new(BTreeMap::new()),
             next_pid: AtomicU32::new(1),
             devices: RwLock::new(BTreeMap::new()),
         })
+    }
+
+    /// A weak reference to this kernel, for objects that outlive a syscall (a buffer
+    /// that must give its pages back when released).
+    pub fn downgrade(&self) -> Weak<Kernel> {
+        self.me.clone()
     }
 
     /// The hardware.
@@ -269,13 +277,8 @@ impl Kernel {
             (fds.get(fd)?, fds.cloexec(fd)?)
         };
         let flags = file.flags().0 | if cloexec { OpenFlags::CLOEXEC.0 } else { 0 };
-        Ok(format!(
-            "pos:\t{}\nflags:\t0{:o}\nmnt_id:\t0\nino:\t{}\n{}",
-            file.pos(),
-            flags,
-            file.ino(),
-            file.fdinfo()
-        ))
+        let extra = file.ops().fdinfo(&file);
+        Ok(format!("pos:\t{}\nflags:\t0{:o}\nmnt_id:\t0\nino:\t{}\n{extra}", file.pos(), flags, file.ino()))
     }
 
     /// `ioctl(fd, cmd, arg)`.
@@ -336,7 +339,8 @@ impl Kernel {
                     match file {
                         None => PollMask::NVAL,
                         Some(file) => {
-                            file.ops().poll(file, first.then_some(&table)) & (entry.events | always)
+                            let events = entry.events | always;
+                            file.ops().poll(file, first.then_some(&table), events) & events
                         }
                     }
                 };

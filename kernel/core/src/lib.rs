@@ -40,5 +40,5 @@ pub use mm::{FrameAllocator, page_align};
 pub use process::{Fd, NOFILE, Pid, Process};
 pub use task::Task;
 pub use time::{ktime_get_ns, ktime_to_instant};
-pub use vm::UserPtr;
+pub use vm::{UserPtr, slice_extents};
 pub use wait::{PollMask, PollTable, Poller, WaitQueue, lock};

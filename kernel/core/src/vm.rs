@@ -71,7 +71,7 @@ struct Vma {
 
 /// The sub-list of `extents` covering bytes `offset..offset + len` of their
 /// concatenation.
-pub(crate) fn slice_extents(extents: &[PhysRange], offset: u64, len: u64) -> Vec<PhysRange> {
+pub fn slice_extents(extents: &[PhysRange], offset: u64, len: u64) -> Vec<PhysRange> {
     let mut out = Vec::new();
     let (mut skip, mut left) = (offset, len);
     for e in extents {

@@ -151,6 +151,17 @@ impl fmt::Debug for DmaFence {
     }
 }
 
+/// A reference that does not keep the fence alive (for lists of pending fences).
+#[derive(Clone, Debug)]
+pub struct WeakFence(std::sync::Weak<Fence>);
+
+impl WeakFence {
+    /// The fence, if it is still alive.
+    pub fn upgrade(&self) -> Option<DmaFence> {
+        self.0.upgrade().map(DmaFence)
+    }
+}
+
 /// How a bounded wait ended (the kernel's `long` return value, made explicit).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Wait {
@@ -218,6 +229,11 @@ impl DmaFence {
     /// Whether two references name the same fence.
     pub fn ptr_eq(a: &Self, b: &Self) -> bool {
         Arc::ptr_eq(&a.0, &b.0)
+    }
+
+    /// A weak reference.
+    pub fn downgrade(&self) -> WeakFence {
+        WeakFence(Arc::downgrade(&self.0))
     }
 
     /// Whether this is the only reference to the fence.

@@ -14,9 +14,13 @@
 //!   runs them under the lock and defers nested signalling (fence arrays, chains) to
 //!   `irq_work` to avoid lock inversion; running them unlocked removes the inversion
 //!   instead. The visible guarantees are kept: a callback runs once, in order, before
-//!   `signal` returns; [`DmaFence::remove_callback`] returning `false` means the
-//!   callback has *finished* running (it waits for a concurrent signaller, as the Linux
-//!   version waits on the spinlock); `enable_signaling` runs at most once.
+//!   the `signal` that signals returns; [`DmaFence::remove_callback`] returning `false`
+//!   means the callback has *finished* running (it waits for a concurrent signaller, as
+//!   the Linux version waits on the spinlock); `enable_signaling` runs at most once.
+//!   One consequence: a concurrent `signal` that finds the fence already signalled
+//!   returns at once, where Linux's would wait on the lock until the callbacks ran
+//!   (making it wait would bring the inversion back); wait for a callback with
+//!   `remove_callback`.
 //! - Names: after signalling, [`Fence::driver_name`] and [`Fence::timeline_name`]
 //!   return `"detached-driver"` and `"signaled-timeline"` as v7.0 does, because the
 //!   name data of a signalled fence may be gone.
@@ -309,7 +313,10 @@ impl DmaFence {
 
     fn wait_deadline(&self, deadline: Option<Instant>, timeout: Duration) -> Wait {
         if self.is_signaled() {
-            return Wait::Signaled(timeout);
+            // Never "signalled with nothing left": Linux returns 1 for a signalled
+            // fence even with a zero timeout (`ret = timeout ? timeout : 1`), and the
+            // slow path below keeps the same floor.
+            return Wait::Signaled(timeout.max(Duration::from_nanos(1)));
         }
         if timeout.is_zero() {
             return Wait::TimedOut;

@@ -1,1 +1,44 @@
-//! placeholder
+//! The core of the modelled Linux kernel: processes, fd tables, files, ioctl dispatch,
+//! `poll`, user memory and errno.
+//!
+//! This crate is the uAPI boundary of sagrada. User space reaches the kernel only
+//! through the system calls of [`Kernel`] (open, close, dup, ioctl, read, lseek, poll,
+//! mmap, munmap), made on behalf of a process by its pid, with plain data: integers,
+//! fds and user pointers. ioctl arguments are user pointers into the process's address
+//! space, exactly as on Linux, so drivers use [`Task::copy_from_user`] and friends and
+//! a bad pointer yields `EFAULT`. User memory is host DRAM of the fabric, allocated by
+//! the kernel's page allocator, so a device can DMA to a user buffer and the link
+//! counters see it.
+//!
+//! Files are reference counted (`Arc<File>`); an fd, a mapping or a kernel object may
+//! hold one, and the file is released when the last goes (Linux's last `fput`).
+//!
+//! Deliberately left out: credentials and permissions, signals (so interruptible waits
+//! are never interrupted and `ERESTARTSYS` does not occur), `exec` (close-on-exec is
+//! recorded but has no trigger), copy-on-write (fork copies private memory eagerly),
+//! shared anonymous mappings, paths other than registered device nodes, and `read`/
+//! `write` of regular files.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod errno;
+mod file;
+pub mod ioctl;
+mod kernel;
+mod mm;
+mod process;
+mod task;
+mod time;
+mod vm;
+mod wait;
+
+pub use errno::{Errno, KResult};
+pub use file::{File, FileOps, OpenFlags, Prot, Whence};
+pub use kernel::{CharDevice, Kernel, MapFlags, PollFd};
+pub use mm::{FrameAllocator, page_align};
+pub use process::{Fd, NOFILE, Pid, Process};
+pub use task::Task;
+pub use time::{ktime_get_ns, ktime_to_instant};
+pub use vm::{UserPtr, slice_extents};
+pub use wait::{PollMask, PollTable, Poller, WaitQueue, lock};

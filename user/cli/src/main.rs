@@ -1,1 +1,103 @@
-fn main() {}
+//! `sagrada`: the command-line face of the emulated machine.
+
+#![forbid(unsafe_code)]
+
+mod bench;
+mod demo;
+mod topo;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use sagrada_hw_fabric::TopologyConfig;
+
+#[derive(Parser, Debug)]
+#[command(name = "sagrada", version, about = "An open accelerator stack, from the silicon (emulated) to user space")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options that choose the machine.
+#[derive(clap::Args, Debug, Clone, Default)]
+struct MachineArgs {
+    /// A TOML description of the machine (default: the built-in machine; see
+    /// `sagrada topo --print-config`).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Put a host bridge on the kernel's p2pdma whitelist (repeatable).
+    #[arg(long, value_name = "HOST_BRIDGE")]
+    whitelist: Vec<String>,
+    /// Enable ACS P2P Request Redirect on a switch's downstream ports (repeatable).
+    #[arg(long, value_name = "SWITCH")]
+    acs_redirect: Vec<String>,
+}
+
+impl MachineArgs {
+    fn config(&self) -> Result<TopologyConfig> {
+        let mut config = match &self.config {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+                TopologyConfig::from_toml_str(&text).with_context(|| format!("in {}", path.display()))?
+            }
+            None => TopologyConfig::default_machine(),
+        };
+        for hb in &self.whitelist {
+            config.set_p2p_whitelist(hb, true).with_context(|| format!("--whitelist {hb}"))?;
+        }
+        for sw in &self.acs_redirect {
+            config.set_acs_redirect(sw, true).with_context(|| format!("--acs-redirect {sw}"))?;
+        }
+        Ok(config)
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Show the machine: the PCIe tree with BARs, and the p2p distance matrix.
+    Topo {
+        #[command(flatten)]
+        machine: MachineArgs,
+        /// Print the built-in machine's description as TOML instead (a starting point
+        /// for --config).
+        #[arg(long, conflicts_with_all = ["config", "whitelist", "acs_redirect"])]
+        print_config: bool,
+    },
+    /// The main demo: the machine, then a walk through dma-buf sharing and the fabric.
+    Demo {
+        #[command(flatten)]
+        machine: MachineArgs,
+    },
+    /// Benchmarks, each printed beside its reference measured in the same run.
+    Bench {
+        #[command(subcommand)]
+        which: BenchCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// DMA bandwidth through the fabric against host memcpy.
+    Fabric {
+        /// Bytes per transfer (suffixes K, M, G).
+        #[arg(long, default_value = "64M", value_parser = bench::parse_size)]
+        size: u64,
+        /// Timed repetitions per figure (the median is reported).
+        #[arg(long, default_value_t = 7)]
+        iterations: usize,
+    },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Topo { print_config: true, .. } => {
+            print!("{}", sagrada_hw_fabric::DEFAULT_MACHINE_TOML);
+            Ok(())
+        }
+        Command::Topo { machine, .. } => topo::run(&machine.config()?),
+        Command::Demo { machine } => demo::run(&machine.config()?),
+        Command::Bench { which: BenchCommand::Fabric { size, iterations } } => bench::fabric(size, iterations),
+    }
+}

@@ -278,7 +278,12 @@ impl Kernel {
         };
         let flags = file.flags().0 | if cloexec { OpenFlags::CLOEXEC.0 } else { 0 };
         let extra = file.ops().fdinfo(&file);
-        Ok(format!("pos:\t{}\nflags:\t0{:o}\nmnt_id:\t0\nino:\t{}\n{extra}", file.pos(), flags, file.ino()))
+        Ok(format!(
+            "pos:\t{}\nflags:\t0{:o}\nmnt_id:\t0\nino:\t{}\n{extra}",
+            file.pos(),
+            flags,
+            file.ino()
+        ))
     }
 
     /// `ioctl(fd, cmd, arg)`.

@@ -29,8 +29,8 @@ use std::sync::{Arc, Mutex, Weak};
 
 use sagrada_hw_fabric::{DeviceId, DmaDirection, Iova, PAGE_SIZE, PhysRange};
 use sagrada_kernel_core::{
-    Errno, Fd, File, FileOps, KResult, Kernel, OpenFlags, PollMask, PollTable, Prot, Task, UserPtr, WaitQueue,
-    Whence, lock,
+    Errno, Fd, File, FileOps, KResult, Kernel, OpenFlags, PollMask, PollTable, Prot, Task, UserPtr,
+    WaitQueue, Whence, lock,
 };
 
 use crate::fence::{DmaFence, MAX_SCHEDULE_TIMEOUT, Wait};
@@ -189,7 +189,10 @@ pub struct ExportInfo {
 
 impl fmt::Debug for ExportInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ExportInfo").field("exp_name", &self.exp_name).field("size", &self.size).finish_non_exhaustive()
+        f.debug_struct("ExportInfo")
+            .field("exp_name", &self.exp_name)
+            .field("size", &self.size)
+            .finish_non_exhaustive()
     }
 }
 
@@ -363,7 +366,10 @@ impl DmaBuf {
 
     /// The devices attached, in attach order.
     pub fn attached_devices(&self) -> Vec<DeviceId> {
-        lock(&self.obj.attachments).iter().map(Attachment::dev).collect()
+        lock(&self.obj.attachments)
+            .iter()
+            .map(Attachment::dev)
+            .collect()
     }
 
     fn must_not_hold_lock(&self, what: &str) -> KResult<()> {
@@ -396,11 +402,19 @@ impl DmaBuf {
     }
 
     /// `dma_buf_dynamic_attach`: an importer that follows moves through `importer`.
-    pub fn dynamic_attach(&self, dev: DeviceId, importer: Arc<dyn ImporterOps>) -> KResult<Attachment> {
+    pub fn dynamic_attach(
+        &self,
+        dev: DeviceId,
+        importer: Arc<dyn ImporterOps>,
+    ) -> KResult<Attachment> {
         self.attach_with(dev, Some(importer))
     }
 
-    fn attach_with(&self, dev: DeviceId, importer: Option<Arc<dyn ImporterOps>>) -> KResult<Attachment> {
+    fn attach_with(
+        &self,
+        dev: DeviceId,
+        importer: Option<Arc<dyn ImporterOps>>,
+    ) -> KResult<Attachment> {
         self.must_not_hold_lock("dma_buf_attach")?;
         let attach = Attachment(Arc::new(AttachmentInner {
             id: NEXT_ATTACHMENT.fetch_add(1, Ordering::Relaxed),
@@ -427,7 +441,11 @@ impl DmaBuf {
             lock(&self.obj.attachments).retain(|a| !a.same(&attach));
         }
         if attach.mappings() != 0 {
-            tracing::warn!("detach of attachment {} with {} live mappings", attach.0.id, attach.mappings());
+            tracing::warn!(
+                "detach of attachment {} with {} live mappings",
+                attach.0.id,
+                attach.mappings()
+            );
         }
         self.obj.ops.detach(&attach);
         Ok(())
@@ -465,7 +483,12 @@ impl DmaBuf {
     /// `dma_buf_map_attachment` (resv lock held). A static importer of a dynamic
     /// exporter pins the buffer for the life of the mapping, and waits for the buffer's
     /// kernel fences (a dynamic importer must wait for fences itself).
-    pub fn map_attachment(&self, guard: &ResvGuard<'_>, attach: &Attachment, dir: DmaDirection) -> KResult<SgTable> {
+    pub fn map_attachment(
+        &self,
+        guard: &ResvGuard<'_>,
+        attach: &Attachment,
+        dir: DmaDirection,
+    ) -> KResult<SgTable> {
         self.must_hold_lock(guard, "dma_buf_map_attachment")?;
         self.owns(attach)?;
         let pin = self.pin_on_map(attach);
@@ -485,14 +508,22 @@ impl DmaBuf {
             }
         };
         if !attach.is_dynamic()
-            && let Wait::TimedOut = self.obj.resv.wait_timeout(Usage::Kernel, MAX_SCHEDULE_TIMEOUT)
+            && let Wait::TimedOut = self
+                .obj
+                .resv
+                .wait_timeout(Usage::Kernel, MAX_SCHEDULE_TIMEOUT)
         {
             self.obj.ops.unmap_dma_buf(attach, sgt, dir);
             undo_pin();
             return Err(Errno::ETIME);
         }
-        if sgt.entries().iter().any(|e| !e.dma_addr.raw().is_multiple_of(PAGE_SIZE) || !e.len.is_multiple_of(PAGE_SIZE)) {
-            tracing::debug!("{}: mapping with entries that are not page aligned", self.obj.exp_name);
+        if sgt.entries().iter().any(|e| {
+            !e.dma_addr.raw().is_multiple_of(PAGE_SIZE) || !e.len.is_multiple_of(PAGE_SIZE)
+        }) {
+            tracing::debug!(
+                "{}: mapping with entries that are not page aligned",
+                self.obj.exp_name
+            );
         }
         attach.0.mappings.fetch_add(1, Ordering::AcqRel);
         Ok(sgt)
@@ -519,14 +550,23 @@ impl DmaBuf {
     }
 
     /// `dma_buf_map_attachment_unlocked`: takes the resv lock around the map.
-    pub fn map_attachment_unlocked(&self, attach: &Attachment, dir: DmaDirection) -> KResult<SgTable> {
+    pub fn map_attachment_unlocked(
+        &self,
+        attach: &Attachment,
+        dir: DmaDirection,
+    ) -> KResult<SgTable> {
         self.must_not_hold_lock("dma_buf_map_attachment_unlocked")?;
         let guard = self.obj.resv.lock(None)?;
         self.map_attachment(&guard, attach, dir)
     }
 
     /// `dma_buf_unmap_attachment_unlocked`.
-    pub fn unmap_attachment_unlocked(&self, attach: &Attachment, sgt: SgTable, dir: DmaDirection) -> KResult<()> {
+    pub fn unmap_attachment_unlocked(
+        &self,
+        attach: &Attachment,
+        sgt: SgTable,
+        dir: DmaDirection,
+    ) -> KResult<()> {
         self.must_not_hold_lock("dma_buf_unmap_attachment_unlocked")?;
         let guard = self.obj.resv.lock(None)?;
         self.unmap_attachment(&guard, attach, sgt, dir)
@@ -554,14 +594,19 @@ impl DmaBuf {
             ops.begin_cpu_access(dir)?;
         }
         let write = matches!(dir, DmaDirection::Bidirectional | DmaDirection::ToDevice);
-        self.obj.resv.wait_timeout(Usage::rw(write), MAX_SCHEDULE_TIMEOUT);
+        self.obj
+            .resv
+            .wait_timeout(Usage::rw(write), MAX_SCHEDULE_TIMEOUT);
         Ok(())
     }
 
     /// `dma_buf_end_cpu_access` (no resv lock, no waiting).
     pub fn end_cpu_access(&self, dir: DmaDirection) -> KResult<()> {
         self.must_not_hold_lock("dma_buf_end_cpu_access")?;
-        self.obj.ops.cpu_access_ops().map_or(Ok(()), |ops| ops.end_cpu_access(dir))
+        self.obj
+            .ops
+            .cpu_access_ops()
+            .map_or(Ok(()), |ops| ops.end_cpu_access(dir))
     }
 
     /// `dma_buf_vmap` (resv lock held): the same mapping for every caller until the
@@ -623,7 +668,11 @@ impl DmaBufObject {
             return Err(Errno::EINVAL);
         }
         let dir = direction(sync.flags);
-        if sync.flags & DMA_BUF_SYNC_END != 0 { buf.end_cpu_access(dir) } else { buf.begin_cpu_access(dir) }?;
+        if sync.flags & DMA_BUF_SYNC_END != 0 {
+            buf.end_cpu_access(dir)
+        } else {
+            buf.begin_cpu_access(dir)
+        }?;
         Ok(0)
     }
 
@@ -640,7 +689,10 @@ impl DmaBufObject {
             return Err(Errno::EINVAL);
         }
         let usage = Usage::rw(flags & DMA_BUF_SYNC_WRITE != 0);
-        let fence = self.resv.get_singleton(usage)?.unwrap_or_else(DmaFence::get_stub);
+        let fence = self
+            .resv
+            .get_singleton(usage)?
+            .unwrap_or_else(DmaFence::get_stub);
         let fd = task.fd_install(SyncFile::create(fence, None), true)?;
         req.fd = fd;
         task.write_obj(arg, &req).inspect_err(|_| {
@@ -655,8 +707,16 @@ impl DmaBufObject {
         if flags & !DMA_BUF_SYNC_RW != 0 || flags & DMA_BUF_SYNC_RW == 0 {
             return Err(Errno::EINVAL);
         }
-        let fence = task.fget(req.fd).ok().and_then(|f| SyncFile::fence_of(&f)).ok_or(Errno::EINVAL)?;
-        let usage = if flags & DMA_BUF_SYNC_WRITE != 0 { Usage::Write } else { Usage::Read };
+        let fence = task
+            .fget(req.fd)
+            .ok()
+            .and_then(|f| SyncFile::fence_of(&f))
+            .ok_or(Errno::EINVAL)?;
+        let usage = if flags & DMA_BUF_SYNC_WRITE != 0 {
+            Usage::Write
+        } else {
+            Usage::Read
+        };
         let leaves: Vec<DmaFence> = leaves(&fence).collect();
         let guard = self.resv.lock(None)?;
         guard.reserve_fences(leaves.len())?;
@@ -668,7 +728,13 @@ impl DmaBufObject {
 
     /// `dma_buf_poll_add_cb`: hooks `active` to the first pending fence the access
     /// would wait for; false if there is none.
-    fn poll_add_cb(&self, file: &Arc<File>, guard: &ResvGuard<'_>, write: bool, active: &Arc<AtomicBool>) -> bool {
+    fn poll_add_cb(
+        &self,
+        file: &Arc<File>,
+        guard: &ResvGuard<'_>,
+        write: bool,
+        active: &Arc<AtomicBool>,
+    ) -> bool {
         for (fence, _) in guard.fences(Usage::rw(write)) {
             let (file, active, queue) = (file.clone(), active.clone(), self.poll.clone());
             let added = fence.add_callback(move |_| {
@@ -712,8 +778,13 @@ impl FileOps for DmaBufObject {
         if ready.is_empty() {
             return ready;
         }
-        let Ok(guard) = self.resv.lock(None) else { return PollMask::ERR };
-        for (bit, write, slot) in [(PollMask::OUT, true, &self.cb_out), (PollMask::IN, false, &self.cb_in)] {
+        let Ok(guard) = self.resv.lock(None) else {
+            return PollMask::ERR;
+        };
+        for (bit, write, slot) in [
+            (PollMask::OUT, true, &self.cb_out),
+            (PollMask::IN, false, &self.cb_in),
+        ] {
             if !ready.contains(bit) {
                 continue;
             }
@@ -730,7 +801,13 @@ impl FileOps for DmaBufObject {
     }
 
     /// Only `SEEK_END` (the size) and `SEEK_SET` to 0, with offset 0.
-    fn llseek(&self, _file: &Arc<File>, offset: i64, whence: Whence, pos: &mut u64) -> KResult<u64> {
+    fn llseek(
+        &self,
+        _file: &Arc<File>,
+        offset: i64,
+        whence: Whence,
+        pos: &mut u64,
+    ) -> KResult<u64> {
         let at = match (whence, offset) {
             (Whence::End, 0) => self.size,
             (Whence::Set, 0) => 0,
@@ -746,7 +823,12 @@ impl FileOps for DmaBufObject {
 
     fn fdinfo(&self, file: &Arc<File>) -> String {
         // The reference of the caller reading fdinfo is not counted, as in Linux.
-        let mut out = format!("size:\t{}\ncount:\t{}\nexp_name:\t{}\n", self.size, file.ref_count() - 1, self.exp_name);
+        let mut out = format!(
+            "size:\t{}\ncount:\t{}\nexp_name:\t{}\n",
+            self.size,
+            file.ref_count() - 1,
+            self.exp_name
+        );
         if let Some(name) = lock(&self.name).as_deref() {
             let _ = writeln!(out, "name:\t{name}");
         }
@@ -760,7 +842,10 @@ impl FileOps for DmaBufObject {
         }
         let attached = lock(&self.attachments).len();
         if attached != 0 {
-            tracing::warn!("dma-buf {} released with {attached} attachments", self.exp_name);
+            tracing::warn!(
+                "dma-buf {} released with {attached} attachments",
+                self.exp_name
+            );
         }
         self.ops.release();
         if let Some(registry) = self.registry.upgrade() {
@@ -778,13 +863,18 @@ pub struct DmaBufRegistry {
 
 impl fmt::Debug for DmaBufRegistry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DmaBufRegistry").field("buffers", &lock(&self.buffers).len()).finish()
+        f.debug_struct("DmaBufRegistry")
+            .field("buffers", &lock(&self.buffers).len())
+            .finish()
     }
 }
 
 impl DmaBufRegistry {
     pub(crate) fn new(kernel: &Kernel) -> Arc<Self> {
-        Arc::new(Self { kernel: kernel.downgrade(), buffers: Mutex::new(Vec::new()) })
+        Arc::new(Self {
+            kernel: kernel.downgrade(),
+            buffers: Mutex::new(Vec::new()),
+        })
     }
 
     /// `dma_buf_export`: `EINVAL` for an empty exporter name or a zero size.
@@ -812,15 +902,25 @@ impl DmaBufRegistry {
 
     /// The live buffers (`dma_buf_iter_begin`/`next`), each with a reference.
     pub fn buffers(&self) -> Vec<DmaBuf> {
-        let files: Vec<Arc<File>> = lock(&self.buffers).iter().filter_map(|(_, f)| f.upgrade()).collect();
-        files.into_iter().filter_map(|f| DmaBuf::from_file(f).ok()).collect()
+        let files: Vec<Arc<File>> = lock(&self.buffers)
+            .iter()
+            .filter_map(|(_, f)| f.upgrade())
+            .collect();
+        files
+            .into_iter()
+            .filter_map(|f| DmaBuf::from_file(f).ok())
+            .collect()
     }
 
     /// The text of `<debugfs>/dma_buf/bufinfo`.
     pub fn bufinfo(&self) -> String {
         let fabric = self.kernel.upgrade().map(|k| k.fabric().clone());
         let mut out = String::from("\nDma-buf Objects:\n");
-        let _ = writeln!(out, "{:<8}\t{:<8}\t{:<8}\t{:<8}\texp_name\t{:<8}\tname", "size", "flags", "mode", "count", "ino");
+        let _ = writeln!(
+            out,
+            "{:<8}\t{:<8}\t{:<8}\t{:<8}\texp_name\t{:<8}\tname",
+            "size", "flags", "mode", "count", "ino"
+        );
         let buffers = self.buffers();
         let mut total = 0u64;
         for buf in &buffers {
@@ -847,7 +947,9 @@ impl DmaBufRegistry {
             out.push_str("\tAttached Devices:\n");
             let devices = buf.attached_devices();
             for dev in &devices {
-                let name = fabric.as_ref().map_or_else(|| format!("{dev:?}"), |f| f.function(*dev).bdf.to_string());
+                let name = fabric
+                    .as_ref()
+                    .map_or_else(|| format!("{dev:?}"), |f| f.function(*dev).bdf.to_string());
                 let _ = writeln!(out, "\t{name}");
             }
             let _ = writeln!(out, "Total {} devices attached\n", devices.len());

@@ -370,6 +370,11 @@ impl Fence {
         (self.ops.as_ref() as &dyn Any).downcast_ref::<T>()
     }
 
+    /// Whether signalling has been enabled (`DMA_FENCE_FLAG_ENABLE_SIGNAL_BIT`).
+    pub fn is_signaling_enabled(&self) -> bool {
+        self.flags.load(Ordering::Acquire) & ENABLE_SIGNAL != 0
+    }
+
     /// `dma_fence_test_signaled_flag`: only the flag, no peeking.
     pub fn test_signaled_flag(&self) -> bool {
         self.flags.load(Ordering::Acquire) & SIGNALED != 0

@@ -8,12 +8,14 @@ use std::sync::{Arc, Weak};
 use sagrada_hw_fabric::{DmaDirection, IommuError, PhysRange};
 use sagrada_kernel_core::ioctl::{IOC_READ, IOC_WRITE, ioc_dir, ioc_nr, ioc_size, ioc_type};
 use sagrada_kernel_core::{
-    CharDevice, Errno, File, FileOps, KResult, Kernel, OpenFlags, Prot, Task, UserPtr, page_align, slice_extents,
+    CharDevice, Errno, File, FileOps, KResult, Kernel, OpenFlags, Prot, Task, UserPtr, page_align,
+    slice_extents,
 };
 use zerocopy::{FromBytes, IntoBytes};
 
 use crate::dmabuf::{
-    Attachment, CpuAccessOps, DmaBufOps, DmaBufRegistry, ExportInfo, MmapOps, SgEntry, SgTable, VMap, VmapOps,
+    Attachment, CpuAccessOps, DmaBufOps, DmaBufRegistry, ExportInfo, MmapOps, SgEntry, SgTable,
+    VMap, VmapOps,
 };
 use crate::uapi::{DMA_HEAP_IOC_MAGIC, DMA_HEAP_IOCTL_ALLOC, DmaHeapAllocationData};
 
@@ -46,13 +48,21 @@ fn dma_errno(err: IommuError) -> Errno {
 impl DmaBufOps for SystemHeapBuffer {
     fn map_dma_buf(&self, attach: &Attachment, dir: DmaDirection) -> KResult<SgTable> {
         let kernel = self.kernel.upgrade().ok_or(Errno::ENODEV)?;
-        let iova = kernel.fabric().dma_map_extents(attach.dev(), &self.extents, dir).map_err(dma_errno)?;
+        let iova = kernel
+            .fabric()
+            .dma_map_extents(attach.dev(), &self.extents, dir)
+            .map_err(dma_errno)?;
         let len = self.extents.iter().map(|e| e.len).sum();
-        Ok(SgTable::new(vec![SgEntry { dma_addr: iova, len }]))
+        Ok(SgTable::new(vec![SgEntry {
+            dma_addr: iova,
+            len,
+        }]))
     }
 
     fn unmap_dma_buf(&self, attach: &Attachment, sgt: SgTable, _dir: DmaDirection) {
-        let Some(kernel) = self.kernel.upgrade() else { return };
+        let Some(kernel) = self.kernel.upgrade() else {
+            return;
+        };
         for e in sgt.entries() {
             if let Err(err) = kernel.fabric().dma_unmap(attach.dev(), e.dma_addr, e.len) {
                 tracing::error!("system heap unmap: {err}");
@@ -92,13 +102,19 @@ impl CpuAccessOps for SystemHeapBuffer {
 
 impl MmapOps for SystemHeapBuffer {
     fn mmap(&self, pgoff: u64, len: u64, _prot: Prot) -> KResult<Vec<PhysRange>> {
-        Ok(slice_extents(&self.extents, pgoff * sagrada_hw_fabric::PAGE_SIZE, len))
+        Ok(slice_extents(
+            &self.extents,
+            pgoff * sagrada_hw_fabric::PAGE_SIZE,
+            len,
+        ))
     }
 }
 
 impl VmapOps for SystemHeapBuffer {
     fn vmap(&self) -> KResult<VMap> {
-        Ok(VMap { extents: self.extents.clone() })
+        Ok(VMap {
+            extents: self.extents.clone(),
+        })
     }
 
     fn vunmap(&self, _map: &VMap) {}
@@ -125,13 +141,21 @@ struct HeapFile {
 impl HeapFile {
     /// `dma_heap_buffer_alloc`: `len` rounded up to pages, then a dma-buf fd.
     fn alloc(&self, task: &Task<'_>, req: &DmaHeapAllocationData) -> KResult<i32> {
-        if req.fd != 0 || req.fd_flags & !VALID_FD_FLAGS != 0 || req.heap_flags & !VALID_HEAP_FLAGS != 0 {
+        if req.fd != 0
+            || req.fd_flags & !VALID_FD_FLAGS != 0
+            || req.heap_flags & !VALID_HEAP_FLAGS != 0
+        {
             return Err(Errno::EINVAL);
         }
-        let len = page_align(req.len).filter(|&l| l > 0).ok_or(Errno::EINVAL)?;
+        let len = page_align(req.len)
+            .filter(|&l| l > 0)
+            .ok_or(Errno::EINVAL)?;
         let kernel = task.kernel();
         let extents = kernel.frames().alloc(len, false)?;
-        let ops = SystemHeapBuffer { kernel: kernel.downgrade(), extents };
+        let ops = SystemHeapBuffer {
+            kernel: kernel.downgrade(),
+            extents,
+        };
         let flags = OpenFlags(req.fd_flags);
         let buf = self.registry.export(ExportInfo {
             exp_name: "system".to_owned(),
@@ -159,24 +183,39 @@ impl FileOps for HeapFile {
             return Err(Errno::EINVAL);
         }
         let user_size = ioc_size(cmd);
-        let in_size = if ioc_dir(cmd) & IOC_WRITE != 0 { user_size } else { 0 };
-        let out_size = if ioc_dir(cmd) & IOC_READ != 0 { user_size } else { 0 };
+        let in_size = if ioc_dir(cmd) & IOC_WRITE != 0 {
+            user_size
+        } else {
+            0
+        };
+        let out_size = if ioc_dir(cmd) & IOC_READ != 0 {
+            user_size
+        } else {
+            0
+        };
         let ksize = size_of::<DmaHeapAllocationData>();
         let mut kdata = vec![0u8; ksize.max(in_size)];
         task.copy_from_user(UserPtr(arg), &mut kdata[..in_size])?;
-        let (mut req, _) = DmaHeapAllocationData::read_from_prefix(&kdata).map_err(|_| Errno::EINVAL)?;
+        let (mut req, _) =
+            DmaHeapAllocationData::read_from_prefix(&kdata).map_err(|_| Errno::EINVAL)?;
         let fd = self.alloc(task, &req)?;
         req.fd = fd as u32;
         kdata[..ksize].copy_from_slice(req.as_bytes());
-        task.copy_to_user(UserPtr(arg), &kdata[..out_size]).inspect_err(|_| {
-            let _ = task.kernel().close(task.pid(), fd);
-        })?;
+        task.copy_to_user(UserPtr(arg), &kdata[..out_size])
+            .inspect_err(|_| {
+                let _ = task.kernel().close(task.pid(), fd);
+            })?;
         Ok(0)
     }
 }
 
 impl CharDevice for SystemHeap {
     fn open(&self, _task: &Task<'_>, flags: OpenFlags) -> KResult<Arc<File>> {
-        Ok(File::new(Arc::new(HeapFile { registry: self.registry.clone() }), flags))
+        Ok(File::new(
+            Arc::new(HeapFile {
+                registry: self.registry.clone(),
+            }),
+            flags,
+        ))
     }
 }

@@ -44,10 +44,12 @@ pub mod ww_mutex;
 use std::sync::Arc;
 
 pub use dmabuf::{
-    Attachment, CpuAccessOps, DmaBuf, DmaBufOps, DmaBufRegistry, ExportInfo, ImporterOps, MmapOps, PinOps, SgEntry,
-    SgTable, VMap, VmapOps,
+    Attachment, CpuAccessOps, DmaBuf, DmaBufOps, DmaBufRegistry, ExportInfo, ImporterOps, MmapOps,
+    PinOps, SgEntry, SgTable, VMap, VmapOps,
 };
-pub use fence::{CallbackId, DmaFence, Fence, FenceOps, MAX_SCHEDULE_TIMEOUT, Wait, WeakFence, context_alloc};
+pub use fence::{
+    CallbackId, DmaFence, Fence, FenceOps, MAX_SCHEDULE_TIMEOUT, Wait, WeakFence, context_alloc,
+};
 pub use fence_array::FenceArray;
 pub use fence_chain::FenceChain;
 pub use resv::{DmaResv, ResvGuard, Usage};
@@ -75,7 +77,13 @@ impl FileOps for BufInfoFile {
         uapi::BUFINFO_PATH.to_owned()
     }
 
-    fn read(&self, _task: &Task<'_>, _file: &Arc<File>, len: usize, pos: &mut u64) -> KResult<Vec<u8>> {
+    fn read(
+        &self,
+        _task: &Task<'_>,
+        _file: &Arc<File>,
+        len: usize,
+        pos: &mut u64,
+    ) -> KResult<Vec<u8>> {
         let text = self.0.bufinfo().into_bytes();
         let start = usize::try_from(*pos).unwrap_or(usize::MAX).min(text.len());
         let end = start.saturating_add(len).min(text.len());
@@ -89,7 +97,10 @@ impl FileOps for BufInfoFile {
 /// use.
 pub fn install(kernel: &Kernel) -> KResult<Arc<DmaBufRegistry>> {
     let registry = DmaBufRegistry::new(kernel);
-    kernel.register_device(uapi::DMA_HEAP_SYSTEM_PATH, Arc::new(heap::SystemHeap::new(registry.clone())))?;
+    kernel.register_device(
+        uapi::DMA_HEAP_SYSTEM_PATH,
+        Arc::new(heap::SystemHeap::new(registry.clone())),
+    )?;
     kernel.register_device(uapi::SW_SYNC_PATH, Arc::new(sw_sync::SwSyncDevice))?;
     kernel.register_device(uapi::SW_SYNC_DEV_PATH, Arc::new(sw_sync::SwSyncDevice))?;
     kernel.register_device(uapi::BUFINFO_PATH, Arc::new(BufInfo(registry.clone())))?;

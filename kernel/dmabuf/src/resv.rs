@@ -117,7 +117,15 @@ impl DmaResv {
     /// `dma_resv_iter_begin` + `dma_resv_for_each_fence_unlocked`: the unsignalled
     /// fences of class `usage` or lower, without the lock.
     pub fn iter_unlocked(&self, usage: Usage) -> ResvIter<'_> {
-        ResvIter { resv: self, usage, list: None, index: 0, count: 0, restarted: false, current_usage: None }
+        ResvIter {
+            resv: self,
+            usage,
+            list: None,
+            index: 0,
+            count: 0,
+            restarted: false,
+            current_usage: None,
+        }
     }
 
     /// `dma_resv_get_fences`: references to the unsignalled fences of class `usage` or
@@ -176,7 +184,10 @@ impl DmaResv {
     pub fn describe(&self) -> String {
         let mut out = String::new();
         let list = self.current();
-        for (f, usage) in lock(&list.entries).iter().filter(|(_, u)| *u <= Usage::Read) {
+        for (f, usage) in lock(&list.entries)
+            .iter()
+            .filter(|(_, u)| *u <= Usage::Read)
+        {
             let signaled = f.is_signaled();
             let _ = writeln!(
                 out,
@@ -227,10 +238,21 @@ impl<'a> ResvGuard<'a> {
         if need <= max {
             return Ok(());
         }
-        let new_max = if max == 0 { n.next_power_of_two().max(4) } else { need.max(max.saturating_mul(2)) };
-        let kept: Vec<_> = entries.iter().filter(|(f, _)| !f.is_signaled()).cloned().collect();
+        let new_max = if max == 0 {
+            n.next_power_of_two().max(4)
+        } else {
+            need.max(max.saturating_mul(2))
+        };
+        let kept: Vec<_> = entries
+            .iter()
+            .filter(|(f, _)| !f.is_signaled())
+            .cloned()
+            .collect();
         drop(entries);
-        let list = Arc::new(FenceList { entries: Mutex::new(kept), max: Mutex::new(new_max) });
+        let list = Arc::new(FenceList {
+            entries: Mutex::new(kept),
+            max: Mutex::new(new_max),
+        });
         *lock(&self.resv.list) = list;
         Ok(())
     }
@@ -250,7 +272,9 @@ impl<'a> ResvGuard<'a> {
         let mut entries = lock(&list.entries);
         for slot in entries.iter_mut() {
             let (old, old_usage) = slot;
-            if (old.context() == fence.context() && *old_usage >= usage && fence.is_later_or_same(old))
+            if (old.context() == fence.context()
+                && *old_usage >= usage
+                && fence.is_later_or_same(old))
                 || old.is_signaled()
             {
                 *slot = (fence, usage);
@@ -258,7 +282,11 @@ impl<'a> ResvGuard<'a> {
             }
         }
         let max = *lock(&list.max);
-        assert!(entries.len() < max, "dma_resv_add_fence without a reserved slot ({} of {max} used)", entries.len());
+        assert!(
+            entries.len() < max,
+            "dma_resv_add_fence without a reserved slot ({} of {max} used)",
+            entries.len()
+        );
         entries.push((fence, usage));
     }
 
@@ -266,7 +294,10 @@ impl<'a> ResvGuard<'a> {
     /// `usage`.
     pub fn replace_fences(&self, context: u64, replacement: &DmaFence, usage: Usage) {
         let list = self.resv.current();
-        for slot in lock(&list.entries).iter_mut().filter(|(f, _)| f.context() == context) {
+        for slot in lock(&list.entries)
+            .iter_mut()
+            .filter(|(f, _)| f.context() == context)
+        {
             *slot = (replacement.clone(), usage);
         }
     }
@@ -283,7 +314,10 @@ impl<'a> ResvGuard<'a> {
             copied.push((f, it.usage().unwrap_or(Usage::Bookkeep)));
         }
         let max = copied.len();
-        *lock(&self.resv.list) = Arc::new(FenceList { entries: Mutex::new(copied), max: Mutex::new(max) });
+        *lock(&self.resv.list) = Arc::new(FenceList {
+            entries: Mutex::new(copied),
+            max: Mutex::new(max),
+        });
     }
 
     /// `dma_resv_for_each_fence` with the lock held: every fence of class `usage` or
@@ -291,7 +325,11 @@ impl<'a> ResvGuard<'a> {
     pub fn fences(&self, usage: Usage) -> Vec<(DmaFence, Usage)> {
         let list = self.resv.current();
         let entries = lock(&list.entries);
-        entries.iter().filter(|(_, u)| *u <= usage).cloned().collect()
+        entries
+            .iter()
+            .filter(|(_, u)| *u <= usage)
+            .cloned()
+            .collect()
     }
 }
 
@@ -351,7 +389,6 @@ impl ResvIter<'_> {
             }
         }
     }
-
 }
 
 impl Iterator for ResvIter<'_> {
@@ -360,13 +397,20 @@ impl Iterator for ResvIter<'_> {
     /// The next unsignalled fence (`dma_resv_iter_next_unlocked`).
     fn next(&mut self) -> Option<DmaFence> {
         self.restarted = false;
-        let mut restart = self.list.as_ref().is_none_or(|l| !Arc::ptr_eq(l, &self.resv.current()));
+        let mut restart = self
+            .list
+            .as_ref()
+            .is_none_or(|l| !Arc::ptr_eq(l, &self.resv.current()));
         loop {
             if restart {
                 self.restart(self.resv.current());
             }
             let fence = self.walk();
-            if self.list.as_ref().is_some_and(|l| Arc::ptr_eq(l, &self.resv.current())) {
+            if self
+                .list
+                .as_ref()
+                .is_some_and(|l| Arc::ptr_eq(l, &self.resv.current()))
+            {
                 return fence;
             }
             restart = true;
@@ -442,7 +486,9 @@ mod tests {
     fn reservations_do_not_survive_an_unlock() {
         let resv = DmaResv::new();
         resv.lock(None).unwrap().reserve_fences(1).unwrap();
-        resv.lock(None).unwrap().add_fence(fence(context_alloc(1), 1), Usage::Write);
+        resv.lock(None)
+            .unwrap()
+            .add_fence(fence(context_alloc(1), 1), Usage::Write);
     }
 
     #[test]
@@ -451,7 +497,10 @@ mod tests {
         assert!(resv.get_singleton(Usage::Read).unwrap().is_none());
         let a = fence(context_alloc(1), 1);
         add(&resv, &a, Usage::Write);
-        assert!(DmaFence::ptr_eq(&resv.get_singleton(Usage::Read).unwrap().unwrap(), &a));
+        assert!(DmaFence::ptr_eq(
+            &resv.get_singleton(Usage::Read).unwrap().unwrap(),
+            &a
+        ));
         let b = fence(context_alloc(1), 1);
         add(&resv, &b, Usage::Read);
         let single = resv.get_singleton(Usage::Read).unwrap().unwrap();
@@ -469,10 +518,19 @@ mod tests {
         let bk = fence(context_alloc(1), 1);
         add(&resv, &w, Usage::Write);
         add(&resv, &bk, Usage::Bookkeep);
-        assert_eq!(resv.wait_timeout(Usage::Read, Duration::ZERO), Wait::TimedOut);
-        assert_eq!(resv.wait_timeout(Usage::Kernel, Duration::ZERO), Wait::Signaled(Duration::from_nanos(1)));
+        assert_eq!(
+            resv.wait_timeout(Usage::Read, Duration::ZERO),
+            Wait::TimedOut
+        );
+        assert_eq!(
+            resv.wait_timeout(Usage::Kernel, Duration::ZERO),
+            Wait::Signaled(Duration::from_nanos(1))
+        );
         w.signal();
-        assert!(resv.wait_timeout(Usage::Read, Duration::from_secs(10)).is_signaled());
+        assert!(
+            resv.wait_timeout(Usage::Read, Duration::from_secs(10))
+                .is_signaled()
+        );
         assert!(!resv.test_signaled(Usage::Bookkeep));
     }
 
@@ -483,7 +541,10 @@ mod tests {
         add(&resv, &f, Usage::Write);
         add(&resv, &fence(context_alloc(1), 1), Usage::Bookkeep);
         let text = resv.describe();
-        assert_eq!(text, format!("\twrite fence: {}:7 tl mock unsignalled\n", f.context()));
+        assert_eq!(
+            text,
+            format!("\twrite fence: {}:7 tl mock unsignalled\n", f.context())
+        );
     }
 
     #[test]

@@ -6,7 +6,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use sagrada_kernel_core::{CharDevice, Errno, File, FileOps, KResult, OpenFlags, Task, UserPtr, lock};
+use sagrada_kernel_core::{
+    CharDevice, Errno, File, FileOps, KResult, OpenFlags, Task, UserPtr, lock,
+};
 
 use crate::fence::{DmaFence, Fence, FenceOps, WeakFence, context_alloc, seqno_is_later};
 use crate::sync_file::SyncFile;
@@ -44,7 +46,11 @@ impl FenceOps for SyncPt {
     }
 
     fn signaled(&self, fence: &Fence) -> bool {
-        !seqno_is_later(false, fence.seqno(), u64::from(lock(&self.timeline.state).value))
+        !seqno_is_later(
+            false,
+            fence.seqno(),
+            u64::from(lock(&self.timeline.state).value),
+        )
     }
 
     fn set_deadline(&self, _fence: &Fence, deadline_ns: u64) {
@@ -58,7 +64,10 @@ impl Timeline {
         Arc::new(Self {
             name: name.to_owned(),
             context: context_alloc(1),
-            state: Mutex::new(TimelineState { value: 0, pending: Vec::new() }),
+            state: Mutex::new(TimelineState {
+                value: 0,
+                pending: Vec::new(),
+            }),
         })
     }
 
@@ -70,7 +79,16 @@ impl Timeline {
     /// `sync_pt_create`: the fence for point `value`, shared with an existing pending
     /// fence of the same value; already signalled if the timeline has passed it.
     fn create_fence(self: &Arc<Self>, value: u32) -> DmaFence {
-        let make = || DmaFence::new(SyncPt { timeline: self.clone(), deadline_ns: Mutex::new(None) }, self.context, u64::from(value));
+        let make = || {
+            DmaFence::new(
+                SyncPt {
+                    timeline: self.clone(),
+                    deadline_ns: Mutex::new(None),
+                },
+                self.context,
+                u64::from(value),
+            )
+        };
         let mut state = lock(&self.state);
         if !seqno_is_later(false, u64::from(value), u64::from(state.value)) {
             drop(state);
@@ -79,13 +97,20 @@ impl Timeline {
             return fence;
         }
         state.pending.retain(|(_, f)| f.upgrade().is_some());
-        if let Some(existing) = state.pending.iter().find(|(v, _)| *v == value).and_then(|(_, f)| f.upgrade()) {
+        if let Some(existing) = state
+            .pending
+            .iter()
+            .find(|(v, _)| *v == value)
+            .and_then(|(_, f)| f.upgrade())
+        {
             return existing;
         }
         let fence = make();
         let base = state.value;
         let distance = |v: u32| v.wrapping_sub(base);
-        let at = state.pending.partition_point(|(v, _)| distance(*v) <= distance(value));
+        let at = state
+            .pending
+            .partition_point(|(v, _)| distance(*v) <= distance(value));
         state.pending.insert(at, (value, fence.downgrade()));
         fence
     }
@@ -97,7 +122,11 @@ impl Timeline {
             let mut state = lock(&self.state);
             state.value = state.value.wrapping_add(inc);
             let value = u64::from(state.value);
-            let n = state.pending.iter().take_while(|(v, _)| !seqno_is_later(false, u64::from(*v), value)).count();
+            let n = state
+                .pending
+                .iter()
+                .take_while(|(v, _)| !seqno_is_later(false, u64::from(*v), value))
+                .count();
             state.pending.drain(..n).map(|(_, f)| f).collect()
         };
         for f in reached.iter().filter_map(WeakFence::upgrade) {
@@ -145,7 +174,11 @@ impl FileOps for Timeline {
                 if data.deadline_ns != 0 || data.pad != 0 {
                     return Err(Errno::EINVAL);
                 }
-                let fence = task.fget(data.fence_fd).ok().and_then(|f| SyncFile::fence_of(&f)).ok_or(Errno::EINVAL)?;
+                let fence = task
+                    .fget(data.fence_fd)
+                    .ok()
+                    .and_then(|f| SyncFile::fence_of(&f))
+                    .ok_or(Errno::EINVAL)?;
                 let pt = fence.ops_as::<SyncPt>().ok_or(Errno::EINVAL)?;
                 data.deadline_ns = lock(&pt.deadline_ns).ok_or(Errno::ENOENT)?;
                 task.write_obj(arg, &data)?;
@@ -157,7 +190,11 @@ impl FileOps for Timeline {
 
     /// Closing the timeline fails every pending point with `-ENOENT`.
     fn release(&self, _file: &File) {
-        let pending: Vec<WeakFence> = lock(&self.state).pending.drain(..).map(|(_, f)| f).collect();
+        let pending: Vec<WeakFence> = lock(&self.state)
+            .pending
+            .drain(..)
+            .map(|(_, f)| f)
+            .collect();
         for f in pending.iter().filter_map(WeakFence::upgrade) {
             // Pending points have not signalled, so the error is accepted.
             let _ = f.set_error(Errno::ENOENT);

@@ -24,7 +24,9 @@ pub struct SyncFile {
 
 impl std::fmt::Debug for SyncFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SyncFile").field("fence", &self.fence).finish_non_exhaustive()
+        f.debug_struct("SyncFile")
+            .field("fence", &self.fence)
+            .finish_non_exhaustive()
     }
 }
 
@@ -70,7 +72,11 @@ impl SyncFile {
         if data.flags != 0 || data.pad != 0 {
             return Err(Errno::EINVAL);
         }
-        let other = task.fget(data.fd2).ok().and_then(|f| SyncFile::fence_of(&f)).ok_or(Errno::ENOENT)?;
+        let other = task
+            .fget(data.fd2)
+            .ok()
+            .and_then(|f| SyncFile::fence_of(&f))
+            .ok_or(Errno::ENOENT)?;
         data.name[31] = 0;
         let fence = merge(&[self.fence.clone(), other]).map_err(|_| Errno::ENOMEM)?;
         let file = SyncFile::create(fence, Some(field_str(&data.name)));
@@ -89,7 +95,11 @@ impl SyncFile {
             driver_name: name_field(fence.driver_name()),
             status,
             flags: 0,
-            timestamp_ns: if fence.is_signaled() { fence.timestamp_ns().unwrap_or(0) } else { 0 },
+            timestamp_ns: if fence.is_signaled() {
+                fence.timestamp_ns().unwrap_or(0)
+            } else {
+                0
+            },
         }
     }
 
@@ -150,18 +160,30 @@ impl FileOps for SyncFile {
 
     /// `POLLIN` once the fence has signalled (with or without an error). The first poll
     /// arms a callback that wakes the pollers.
-    fn poll(&self, _file: &Arc<File>, table: Option<&PollTable<'_>>, _events: PollMask) -> PollMask {
+    fn poll(
+        &self,
+        _file: &Arc<File>,
+        table: Option<&PollTable<'_>>,
+        _events: PollMask,
+    ) -> PollMask {
         if let Some(t) = table {
             t.wait(&self.queue);
         }
-        if !self.poll_enabled.swap(true, std::sync::atomic::Ordering::AcqRel) {
+        if !self
+            .poll_enabled
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
             let queue = self.queue.clone();
             match self.fence.add_callback(move |_| queue.wake_up_all()) {
                 Ok(id) => *lock(&self.poll_cb) = Some(id),
                 Err(_) => self.queue.wake_up_all(),
             }
         }
-        if self.fence.is_signaled() { PollMask::IN } else { PollMask::empty() }
+        if self.fence.is_signaled() {
+            PollMask::IN
+        } else {
+            PollMask::empty()
+        }
     }
 
     fn release(&self, _file: &File) {

@@ -13,7 +13,9 @@ pub const DMA_BUF_NAME_LEN: usize = 32;
 pub const DMA_BUF_BASE: u8 = b'b';
 
 /// `struct dma_buf_sync`: brackets CPU access to an mmap of the buffer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct DmaBufSync {
     /// `DMA_BUF_SYNC_*` flags.
@@ -34,7 +36,9 @@ pub const DMA_BUF_SYNC_END: u64 = 1 << 2;
 pub const DMA_BUF_SYNC_VALID_FLAGS_MASK: u64 = DMA_BUF_SYNC_RW | DMA_BUF_SYNC_END;
 
 /// `struct dma_buf_export_sync_file`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct DmaBufExportSyncFile {
     /// `DMA_BUF_SYNC_READ` and/or `DMA_BUF_SYNC_WRITE`: the access to wait for.
@@ -44,7 +48,9 @@ pub struct DmaBufExportSyncFile {
 }
 
 /// `struct dma_buf_import_sync_file`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct DmaBufImportSyncFile {
     /// `DMA_BUF_SYNC_READ` and/or `DMA_BUF_SYNC_WRITE`: the usage to add the fences as.
@@ -71,7 +77,9 @@ pub const DMA_BUF_IOCTL_IMPORT_SYNC_FILE: u32 = iow::<DmaBufImportSyncFile>(DMA_
 pub const SYNC_IOC_MAGIC: u8 = b'>';
 
 /// `struct sync_merge_data`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct SyncMergeData {
     /// Name of the new sync_file.
@@ -87,7 +95,9 @@ pub struct SyncMergeData {
 }
 
 /// `struct sync_fence_info`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct SyncFenceInfo {
     /// Timeline name.
@@ -103,7 +113,9 @@ pub struct SyncFenceInfo {
 }
 
 /// `struct sync_file_info`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct SyncFileInfo {
     /// Out: the sync_file's name.
@@ -121,7 +133,9 @@ pub struct SyncFileInfo {
 }
 
 /// `struct sync_set_deadline`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct SyncSetDeadline {
     /// Deadline, `CLOCK_MONOTONIC` ns.
@@ -141,7 +155,9 @@ pub const SYNC_IOC_SET_DEADLINE: u32 = iow::<SyncSetDeadline>(SYNC_IOC_MAGIC, 5)
 pub const SW_SYNC_IOC_MAGIC: u8 = b'W';
 
 /// `struct sw_sync_create_fence_data`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct SwSyncCreateFenceData {
     /// The timeline point the fence signals at.
@@ -153,7 +169,9 @@ pub struct SwSyncCreateFenceData {
 }
 
 /// `struct sw_sync_get_deadline`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct SwSyncGetDeadline {
     /// Out: the earliest deadline set on the fence. Must be 0 on input.
@@ -175,7 +193,9 @@ pub const SW_SYNC_GET_DEADLINE: u32 = iowr::<SwSyncGetDeadline>(SW_SYNC_IOC_MAGI
 pub const DMA_HEAP_IOC_MAGIC: u8 = b'H';
 
 /// `struct dma_heap_allocation_data`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct DmaHeapAllocationData {
     /// Bytes to allocate.

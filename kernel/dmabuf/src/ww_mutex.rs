@@ -24,11 +24,17 @@ struct Class {
     cv: Condvar,
 }
 
-static RESERVATION_CLASS: Class = Class { lock: Mutex::new(()), cv: Condvar::new() };
+static RESERVATION_CLASS: Class = Class {
+    lock: Mutex::new(()),
+    cv: Condvar::new(),
+};
 static NEXT_STAMP: AtomicU64 = AtomicU64::new(1);
 
 fn class_lock() -> MutexGuard<'static, ()> {
-    RESERVATION_CLASS.lock.lock().unwrap_or_else(PoisonError::into_inner)
+    RESERVATION_CLASS
+        .lock
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
 }
 
 #[derive(Debug)]
@@ -114,14 +120,20 @@ impl WwMutex {
         let me = std::thread::current().id();
         let mut class = class_lock();
         if let Some(ctx) = ctx {
-            if self.owner().ctx.as_ref().is_some_and(|c| std::ptr::eq(c.as_ptr(), Arc::as_ptr(&ctx.inner))) {
+            if self
+                .owner()
+                .ctx
+                .as_ref()
+                .is_some_and(|c| std::ptr::eq(c.as_ptr(), Arc::as_ptr(&ctx.inner)))
+            {
                 return Err(Errno::EALREADY);
             }
             if ctx.acquired() == 0 {
                 // Nobody can wound a context that holds nothing.
                 ctx.inner.wounded.store(false, Ordering::Relaxed);
             }
-        } else if self.owner().held && self.owner().thread == Some(me) && self.owner().ctx.is_none() {
+        } else if self.owner().held && self.owner().thread == Some(me) && self.owner().ctx.is_none()
+        {
             tracing::error!("recursive reservation lock by one thread");
             return Err(Errno::EDEADLK);
         }
@@ -151,7 +163,10 @@ impl WwMutex {
                     }
                 }
             }
-            class = RESERVATION_CLASS.cv.wait(class).unwrap_or_else(PoisonError::into_inner);
+            class = RESERVATION_CLASS
+                .cv
+                .wait(class)
+                .unwrap_or_else(PoisonError::into_inner);
         }
     }
 
@@ -204,7 +219,11 @@ impl WwMutex {
     /// The stamp of the context holding the lock, if it was taken with one.
     pub fn locking_ctx_stamp(&self) -> Option<u64> {
         let _class = class_lock();
-        self.owner().ctx.as_ref().and_then(Weak::upgrade).map(|c| c.stamp)
+        self.owner()
+            .ctx
+            .as_ref()
+            .and_then(Weak::upgrade)
+            .map(|c| c.stamp)
     }
 }
 
@@ -242,7 +261,10 @@ mod tests {
         let b = Arc::new(WwMutex::new());
         let barrier = Arc::new(Barrier::new(2));
         let backoffs = Arc::new(AtomicUsize::new(0));
-        let run = |first: Arc<WwMutex>, second: Arc<WwMutex>, barrier: Arc<Barrier>, backoffs: Arc<AtomicUsize>| {
+        let run = |first: Arc<WwMutex>,
+                   second: Arc<WwMutex>,
+                   barrier: Arc<Barrier>,
+                   backoffs: Arc<AtomicUsize>| {
             move || {
                 let ctx = WwAcquireCtx::new();
                 first.lock(Some(&ctx)).unwrap();

@@ -46,7 +46,11 @@ fn sw_sync_timeline_inc(p: &Process, timeline: i32, count: u32) -> Result<i64, E
 }
 
 fn sw_sync_fence_create(p: &Process, timeline: i32, name: &str, value: u32) -> i32 {
-    let mut data = SwSyncCreateFenceData { value, name: name_field(name), fence: 0 };
+    let mut data = SwSyncCreateFenceData {
+        value,
+        name: name_field(name),
+        fence: 0,
+    };
     match p.ioctl_with(timeline, SW_SYNC_IOC_CREATE_FENCE, &mut data) {
         Ok(_) => data.fence,
         Err(e) => -e.raw(),
@@ -54,7 +58,11 @@ fn sw_sync_fence_create(p: &Process, timeline: i32, name: &str, value: u32) -> i
 }
 
 fn sync_merge(p: &Process, name: &str, fd1: i32, fd2: i32) -> i32 {
-    let mut data = SyncMergeData { name: name_field(name), fd2, ..Default::default() };
+    let mut data = SyncMergeData {
+        name: name_field(name),
+        fd2,
+        ..Default::default()
+    };
     match p.ioctl_with(fd1, SYNC_IOC_MERGE, &mut data) {
         Ok(_) => data.fence,
         Err(e) => -e.raw(),
@@ -83,15 +91,18 @@ fn sync_file_info(p: &Process, fd: i32) -> Option<(SyncFileInfo, Vec<SyncFenceIn
     let array = p.mmap_anon(bytes as u64).ok()?;
     info.flags = 0;
     info.sync_fence_info = array.0;
-    let result = p.ioctl_with(fd, SYNC_IOC_FILE_INFO, &mut info).ok().and_then(|_| {
-        let mut raw = vec![0u8; bytes];
-        p.read_mem(array, &mut raw).ok()?;
-        let fences = raw
-            .chunks_exact(size_of::<SyncFenceInfo>())
-            .map(|c| zerocopy::FromBytes::read_from_bytes(c).expect("sized chunk"))
-            .collect();
-        Some((info, fences))
-    });
+    let result = p
+        .ioctl_with(fd, SYNC_IOC_FILE_INFO, &mut info)
+        .ok()
+        .and_then(|_| {
+            let mut raw = vec![0u8; bytes];
+            p.read_mem(array, &mut raw).ok()?;
+            let fences = raw
+                .chunks_exact(size_of::<SyncFenceInfo>())
+                .map(|c| zerocopy::FromBytes::read_from_bytes(c).expect("sized chunk"))
+                .collect();
+            Some((info, fences))
+        });
     p.munmap(array, bytes as u64).ok()?;
     result
 }
@@ -101,7 +112,9 @@ fn sync_fence_size(p: &Process, fd: i32) -> i32 {
 }
 
 fn sync_fence_count_with_status(p: &Process, fd: i32, status: i32) -> i32 {
-    sync_file_info(p, fd).map_or(-1, |(_, fences)| fences.iter().filter(|f| f.status == status).count() as i32)
+    sync_file_info(p, fd).map_or(-1, |(_, fences)| {
+        fences.iter().filter(|f| f.status == status).count() as i32
+    })
 }
 
 fn destroy(p: &Process, fd: i32) {
@@ -144,9 +157,17 @@ fn test_fence_one_timeline_wait() {
     let timeline = sw_sync_timeline_create(&p);
     let fence = sw_sync_fence_create(&p, timeline, "allocFence", 5);
     assert!(valid_fd(fence), "Failure allocating fence");
-    assert_eq!(sync_wait(&p, fence, 0), 0, "Failure waiting on fence until timeout");
+    assert_eq!(
+        sync_wait(&p, fence, 0),
+        0,
+        "Failure waiting on fence until timeout"
+    );
     sw_sync_timeline_inc(&p, timeline, 1).expect("Failure advancing timeline");
-    assert_eq!(sync_wait(&p, fence, 0), 0, "Failure waiting on fence until timeout");
+    assert_eq!(
+        sync_wait(&p, fence, 0),
+        0,
+        "Failure waiting on fence until timeout"
+    );
     sw_sync_timeline_inc(&p, timeline, 4).expect("Failure signaling the fence");
     assert!(sync_wait(&p, fence, 0) > 0, "Failure waiting on fence");
     sw_sync_timeline_inc(&p, timeline, 10).expect("Failure going further");
@@ -162,7 +183,10 @@ fn test_fence_one_timeline_merge() {
     let a = sw_sync_fence_create(&p, timeline, "allocFence", 1);
     let b = sw_sync_fence_create(&p, timeline, "allocFence", 2);
     let c = sw_sync_fence_create(&p, timeline, "allocFence", 3);
-    assert!(valid_fd(a) && valid_fd(b) && valid_fd(c), "Failure allocating fences");
+    assert!(
+        valid_fd(a) && valid_fd(b) && valid_fd(c),
+        "Failure allocating fences"
+    );
     let d = sync_merge(&p, "mergeFence", b, a);
     assert!(valid_fd(d), "Failure merging fences");
     let d = sync_merge(&p, "mergeFence", c, d);
@@ -170,19 +194,43 @@ fn test_fence_one_timeline_merge() {
 
     // The kernel test checks `a` four times here (a typo for a, b, c, d); check all.
     for fd in [a, b, c, d] {
-        assert_eq!(sync_fence_count_with_status(&p, fd, FENCE_STATUS_ACTIVE), 1, "too many active fences");
+        assert_eq!(
+            sync_fence_count_with_status(&p, fd, FENCE_STATUS_ACTIVE),
+            1,
+            "too many active fences"
+        );
     }
 
     sw_sync_timeline_inc(&p, timeline, 1).unwrap();
-    assert_eq!(sync_fence_count_with_status(&p, a, FENCE_STATUS_SIGNALED), 1, "a did not signal!");
-    assert_eq!(sync_fence_count_with_status(&p, d, FENCE_STATUS_ACTIVE), 1, "d signaled too early!");
+    assert_eq!(
+        sync_fence_count_with_status(&p, a, FENCE_STATUS_SIGNALED),
+        1,
+        "a did not signal!"
+    );
+    assert_eq!(
+        sync_fence_count_with_status(&p, d, FENCE_STATUS_ACTIVE),
+        1,
+        "d signaled too early!"
+    );
 
     sw_sync_timeline_inc(&p, timeline, 1).unwrap();
-    assert_eq!(sync_fence_count_with_status(&p, b, FENCE_STATUS_SIGNALED), 1, "b did not signal!");
-    assert_eq!(sync_fence_count_with_status(&p, d, FENCE_STATUS_ACTIVE), 1, "d signaled too early!");
+    assert_eq!(
+        sync_fence_count_with_status(&p, b, FENCE_STATUS_SIGNALED),
+        1,
+        "b did not signal!"
+    );
+    assert_eq!(
+        sync_fence_count_with_status(&p, d, FENCE_STATUS_ACTIVE),
+        1,
+        "d signaled too early!"
+    );
 
     sw_sync_timeline_inc(&p, timeline, 1).unwrap();
-    assert_eq!(sync_fence_count_with_status(&p, c, FENCE_STATUS_SIGNALED), 1, "c did not signal!");
+    assert_eq!(
+        sync_fence_count_with_status(&p, c, FENCE_STATUS_SIGNALED),
+        1,
+        "c did not signal!"
+    );
     assert!(
         sync_fence_count_with_status(&p, d, FENCE_STATUS_ACTIVE) == 0
             && sync_fence_count_with_status(&p, d, FENCE_STATUS_SIGNALED) == 1,
@@ -198,24 +246,47 @@ fn test_fence_merge_same_fence() {
     assert!(valid_fd(fence), "Failure allocating fence");
     let self_merge = sync_merge(&p, "selfMerge", fence, fence);
     assert!(valid_fd(self_merge), "Failure merging fence with itself");
-    assert_eq!(sync_fence_count_with_status(&p, self_merge, FENCE_STATUS_SIGNALED), 0, "fence signaled too early!");
+    assert_eq!(
+        sync_fence_count_with_status(&p, self_merge, FENCE_STATUS_SIGNALED),
+        0,
+        "fence signaled too early!"
+    );
     sw_sync_timeline_inc(&p, timeline, 5).unwrap();
-    assert_eq!(sync_fence_count_with_status(&p, self_merge, FENCE_STATUS_SIGNALED), 1, "fence did not signal!");
+    assert_eq!(
+        sync_fence_count_with_status(&p, self_merge, FENCE_STATUS_SIGNALED),
+        1,
+        "fence did not signal!"
+    );
 }
 
 #[test]
 fn test_fence_multi_timeline_wait() {
     let p = process();
-    let (ta, tb, tc) = (sw_sync_timeline_create(&p), sw_sync_timeline_create(&p), sw_sync_timeline_create(&p));
+    let (ta, tb, tc) = (
+        sw_sync_timeline_create(&p),
+        sw_sync_timeline_create(&p),
+        sw_sync_timeline_create(&p),
+    );
     let fa = sw_sync_fence_create(&p, ta, "fenceA", 5);
     let fb = sw_sync_fence_create(&p, tb, "fenceB", 5);
     let fc = sw_sync_fence_create(&p, tc, "fenceC", 5);
     let merged = sync_merge(&p, "mergeFence", fb, fa);
     let merged = sync_merge(&p, "mergeFence", fc, merged);
-    assert!(valid_fd(merged), "Failure merging fence from various timelines");
+    assert!(
+        valid_fd(merged),
+        "Failure merging fence from various timelines"
+    );
 
-    assert_eq!(sync_fence_count_with_status(&p, merged, FENCE_STATUS_ACTIVE), 3, "Fence signaled too early!");
-    assert_eq!(sync_wait(&p, merged, 0), 0, "Failure waiting on fence until timeout");
+    assert_eq!(
+        sync_fence_count_with_status(&p, merged, FENCE_STATUS_ACTIVE),
+        3,
+        "Fence signaled too early!"
+    );
+    assert_eq!(
+        sync_wait(&p, merged, 0),
+        0,
+        "Failure waiting on fence until timeout"
+    );
 
     let counts = |p: &Process| {
         (
@@ -229,7 +300,10 @@ fn test_fence_multi_timeline_wait() {
     assert_eq!(counts(&p), (1, 2), "Fence did not signal properly!");
     sw_sync_timeline_inc(&p, tc, 5).unwrap();
     assert_eq!(counts(&p), (0, 3), "Fence did not signal properly!");
-    assert!(sync_wait(&p, merged, 100) > 0, "Failure waiting on signaled fence");
+    assert!(
+        sync_wait(&p, merged, 100) > 0,
+        "Failure waiting on signaled fence"
+    );
 }
 
 #[test]
@@ -242,12 +316,20 @@ fn test_stress_two_threads_shared_timeline() {
             let (p, counter) = (p.clone(), counter.clone());
             std::thread::spawn(move || {
                 for i in 0..TWO_THREADS_ITERATIONS {
-                    let fence = sw_sync_fence_create(&p, timeline, "fence", (i * 2 + thread_id) as u32);
+                    let fence =
+                        sw_sync_fence_create(&p, timeline, "fence", (i * 2 + thread_id) as u32);
                     assert!(valid_fd(fence), "Failure allocating fence");
                     // Wait on the prior thread to complete.
-                    assert!(sync_wait(&p, fence, -1) > 0, "Problem occurred on prior thread");
+                    assert!(
+                        sync_wait(&p, fence, -1) > 0,
+                        "Problem occurred on prior thread"
+                    );
                     // Confirm the previous thread's writes are visible, then increment.
-                    assert_eq!(counter.load(Ordering::SeqCst), i * 2 + thread_id, "Counter got damaged!");
+                    assert_eq!(
+                        counter.load(Ordering::SeqCst),
+                        i * 2 + thread_id,
+                        "Counter got damaged!"
+                    );
                     counter.fetch_add(1, Ordering::SeqCst);
                     // Kick off the other thread.
                     sw_sync_timeline_inc(&p, timeline, 1).expect("Advancing timeline failed");
@@ -259,12 +341,20 @@ fn test_stress_two_threads_shared_timeline() {
     for t in threads {
         t.join().expect("thread");
     }
-    assert_eq!(counter.load(Ordering::SeqCst), TWO_THREADS_ITERATIONS * 2, "Counter has unexpected value");
+    assert_eq!(
+        counter.load(Ordering::SeqCst),
+        TWO_THREADS_ITERATIONS * 2,
+        "Counter has unexpected value"
+    );
 }
 
 fn busy_wait_on_fence(p: &Process, fence: i32) {
     loop {
-        assert_eq!(sync_fence_count_with_status(p, fence, FENCE_STATUS_ERROR), 0, "Error occurred on fence");
+        assert_eq!(
+            sync_fence_count_with_status(p, fence, FENCE_STATUS_ERROR),
+            0,
+            "Error occurred on fence"
+        );
         if sync_fence_count_with_status(p, fence, FENCE_STATUS_ACTIVE) == 0 {
             return;
         }
@@ -296,7 +386,8 @@ fn test_consumer_stress_multi_producer_single_consumer() {
                     }
                     // Every producer increments the counter; the consumer checks it.
                     *counter.lock().unwrap() += 1;
-                    sw_sync_timeline_inc(&p, timelines[id], 1).expect("Error advancing producer timeline");
+                    sw_sync_timeline_inc(&p, timelines[id], 1)
+                        .expect("Error advancing producer timeline");
                     destroy(&p, fence);
                 }
             })
@@ -316,11 +407,18 @@ fn test_consumer_stress_multi_producer_single_consumer() {
         assert!(valid_fd(fence), "Failure merging fences");
         // Make sure we see an increment from every producer; vary the way we wait.
         if iterations % 8 != 0 {
-            assert!(sync_wait(&p, fence, -1) > 0, "Producers did not increment as expected");
+            assert!(
+                sync_wait(&p, fence, -1) > 0,
+                "Producers did not increment as expected"
+            );
         } else {
             busy_wait_on_fence(&p, fence);
         }
-        assert_eq!(*counter.lock().unwrap(), n as i32 * it, "Counter value mismatch!");
+        assert_eq!(
+            *counter.lock().unwrap(),
+            n as i32 * it,
+            "Counter value mismatch!"
+        );
         // Release the producer threads.
         sw_sync_timeline_inc(&p, consumer_timeline, 1).expect("Failure releasing producer threads");
         destroy(&p, fence);
@@ -347,7 +445,9 @@ fn test_merge_stress_random_merge() {
     let p = process();
     let timeline_count = 32;
     let mut rand = Rand(0x5eed_2026_1124);
-    let timelines: Vec<i32> = (0..timeline_count).map(|_| sw_sync_timeline_create(&p)).collect();
+    let timelines: Vec<i32> = (0..timeline_count)
+        .map(|_| sw_sync_timeline_create(&p))
+        .collect();
     let mut fence = sw_sync_fence_create(&p, timelines[0], "fence", 0);
     assert!(valid_fd(fence), "Failure creating fence");
     let mut fence_map = vec![-1i64; timeline_count];
@@ -367,12 +467,20 @@ fn test_merge_stress_random_merge() {
     }
 
     let size = fence_map.iter().filter(|&&v| v != -1).count() as i32;
-    assert_eq!(sync_fence_size(&p, fence), size, "Quantity of elements not matching");
+    assert_eq!(
+        sync_fence_size(&p, fence),
+        size,
+        "Quantity of elements not matching"
+    );
 
     // Trigger the merged fence.
     for (i, &point) in fence_map.iter().enumerate() {
         if point != -1 {
-            assert_eq!(sync_wait(&p, fence, 0), 0, "Failure waiting on fence until timeout");
+            assert_eq!(
+                sync_wait(&p, fence, 0),
+                0,
+                "Failure waiting on fence until timeout"
+            );
             sw_sync_timeline_inc(&p, timelines[i], point as u32).unwrap();
         }
     }

@@ -20,8 +20,13 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         Some((i, 'G' | 'g')) => (&s[..i], 30),
         _ => (s, 0),
     };
-    let n: u64 = digits.trim().parse().map_err(|_| format!("{s:?} is not a size like 4096, 512K, 64M or 1G"))?;
-    n.checked_mul(1 << shift).filter(|&v| v > 0).ok_or_else(|| format!("{s:?} is zero or too large"))
+    let n: u64 = digits
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like 4096, 512K, 64M or 1G"))?;
+    n.checked_mul(1 << shift)
+        .filter(|&v| v > 0)
+        .ok_or_else(|| format!("{s:?} is zero or too large"))
 }
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -70,18 +75,36 @@ pub fn fabric(size: u64, iterations: usize) -> Result<()> {
     }
     let machine = Machine::default_machine()?;
     let fabric = machine.fabric().clone();
-    let find = |name: &str| fabric.find(name).with_context(|| format!("no {name} in the default machine"));
+    let find = |name: &str| {
+        fabric
+            .find(name)
+            .with_context(|| format!("no {name} in the default machine"))
+    };
     let (accel0, accel1, accel2) = (find("accel0")?, find("accel1")?, find("accel2")?);
-    let hbm = |dev| fabric.bar_memory(dev, 2).cloned().context("device without an HBM BAR");
+    let hbm = |dev| {
+        fabric
+            .bar_memory(dev, 2)
+            .cloned()
+            .context("device without an HBM BAR")
+    };
     let (hbm0, hbm1) = (hbm(accel0)?, hbm(accel1)?);
     if size > hbm0.len() {
-        bail!("--size {size} is larger than an SG1's HBM ({} bytes)", hbm0.len());
+        bail!(
+            "--size {size} is larger than an SG1's HBM ({} bytes)",
+            hbm0.len()
+        );
     }
-    let bar = |dev| fabric.bar(dev, 2).cloned().context("device without an HBM BAR");
+    let bar = |dev| {
+        fabric
+            .bar(dev, 2)
+            .cloned()
+            .context("device without an HBM BAR")
+    };
     let (bar1, bar2) = (bar(accel1)?, bar(accel2)?);
 
-    // The reference: a host memcpy of the same size between two buffers.
-    let src = vec![0xa5u8; size as usize];
+    // The reference: a host memcpy of the same size between two buffers. The source is
+    // not a constant fill, which the compiler could turn into a memset.
+    let src: Vec<u8> = (0..size).map(|i| (i as u8) ^ (i >> 12) as u8).collect();
     let mut dst = vec![0u8; size as usize];
     let (memcpy, ()) = time(iterations, || {
         dst.copy_from_slice(std::hint::black_box(&src));
@@ -103,18 +126,25 @@ pub fn fabric(size: u64, iterations: usize) -> Result<()> {
     let mut rows = Vec::new();
     let mut run = |name: &str, f: &mut dyn FnMut() -> Result<DmaReport>| -> Result<()> {
         let (host, report) = time(iterations, f)?;
-        rows.push(Row { name: name.to_owned(), host, report });
+        rows.push(Row {
+            name: name.to_owned(),
+            host,
+            report,
+        });
         Ok(())
     };
-    run("host DRAM -> accel0 HBM (accel0 reads via IOMMU)", &mut || {
-        Ok(fabric.dma_read_into(accel0, host_iova, &hbm0, 0, size)?)
-    })?;
-    run("accel0 HBM -> accel1 HBM (p2p, switch, bus address)", &mut || {
-        Ok(fabric.dma_write_from(accel0, Iova(bar1.bus.raw()), &hbm0, 0, size)?)
-    })?;
-    run("accel0 HBM -> accel2 HBM (p2p, root complex, IOMMU)", &mut || {
-        Ok(fabric.dma_write_from(accel0, peer_iova, &hbm0, 0, size)?)
-    })?;
+    run(
+        "host DRAM -> accel0 HBM (accel0 reads via IOMMU)",
+        &mut || Ok(fabric.dma_read_into(accel0, host_iova, &hbm0, 0, size)?),
+    )?;
+    run(
+        "accel0 HBM -> accel1 HBM (p2p, switch, bus address)",
+        &mut || Ok(fabric.dma_write_from(accel0, Iova(bar1.bus.raw()), &hbm0, 0, size)?),
+    )?;
+    run(
+        "accel0 HBM -> accel2 HBM (p2p, root complex, IOMMU)",
+        &mut || Ok(fabric.dma_write_from(accel0, peer_iova, &hbm0, 0, size)?),
+    )?;
     let check = |mem: &Memory, byte: u8| -> Result<()> {
         let mut probe = [0u8; 64];
         mem.read(size - 64, &mut probe)?;
@@ -126,8 +156,15 @@ pub fn fabric(size: u64, iterations: usize) -> Result<()> {
     check(&hbm1, 0x77)?;
     check(fabric.bar_memory(accel2, 2).context("accel2 HBM")?, 0x77)?;
 
-    println!("sagrada bench fabric: {} MiB per transfer, median of {iterations} runs", size >> 20);
-    println!("reference: host memcpy {:.2} GiB/s ({:.2} ms)\n", gib_per_s(size, memcpy), memcpy.as_secs_f64() * 1e3);
+    println!(
+        "sagrada bench fabric: {} MiB per transfer, median of {iterations} runs",
+        size >> 20
+    );
+    println!(
+        "reference: host memcpy {:.2} GiB/s ({:.2} ms)\n",
+        gib_per_s(size, memcpy),
+        memcpy.as_secs_f64() * 1e3
+    );
     println!(
         "{:<52} {:>10} {:>10} {:>11} {:>11}  route",
         "transfer", "host GiB/s", "vs memcpy", "model GB/s", "model time"

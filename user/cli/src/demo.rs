@@ -6,10 +6,12 @@
 //! device acting on the bus.
 
 use anyhow::{Context, Result, bail};
+use sagrada::Machine;
 use sagrada::dmabuf::{Access, DmaBufFd, alloc_system};
 use sagrada::sync::Timeline;
-use sagrada::Machine;
-use sagrada_hw_fabric::{Counters, DeviceId, DmaDirection, Fabric, Iova, TopologyConfig, render_p2p_matrix, render_tree};
+use sagrada_hw_fabric::{
+    Counters, DeviceId, DmaDirection, Fabric, Iova, TopologyConfig, render_p2p_matrix, render_tree,
+};
 use sagrada_kernel_core::{PollMask, Prot};
 use sagrada_kernel_dmabuf::DmaBuf;
 use sagrada_kernel_dmabuf::uapi::BUFINFO_PATH;
@@ -26,7 +28,11 @@ fn show_mask(m: PollMask) -> String {
     if m.contains(PollMask::OUT) {
         parts.push("POLLOUT (a write may start)");
     }
-    if parts.is_empty() { "nothing ready".to_owned() } else { parts.join(", ") }
+    if parts.is_empty() {
+        "nothing ready".to_owned()
+    } else {
+        parts.join(", ")
+    }
 }
 
 /// Prints what moved where between two counter snapshots.
@@ -47,7 +53,9 @@ fn show_traffic(fabric: &Fabric, before: &Counters) {
 }
 
 fn device(fabric: &Fabric, name: &str) -> Result<DeviceId> {
-    fabric.find(name).with_context(|| format!("the machine has no device named {name}"))
+    fabric
+        .find(name)
+        .with_context(|| format!("the machine has no device named {name}"))
 }
 
 pub fn run(config: &TopologyConfig) -> Result<()> {
@@ -64,42 +72,69 @@ pub fn run(config: &TopologyConfig) -> Result<()> {
     let consumer = machine.process("consumer");
     let buf = alloc_system(&producer, 64 * 1024)?;
     buf.set_name("demo-frames")?;
-    println!("[user]   producer: 64 KiB from /dev/dma_heap/system -> dma-buf fd {}", buf.fd());
+    println!(
+        "[user]   producer: 64 KiB from /dev/dma_heap/system -> dma-buf fd {}",
+        buf.fd()
+    );
     let map = buf.mmap(Prot::READ_WRITE)?;
     let message = b"hello from the producer, through host DRAM";
     buf.begin_cpu_access(Access::Write)?;
     producer.write_mem(map, message)?;
     buf.end_cpu_access(Access::Write)?;
-    println!("[user]   producer: mmap, SYNC_START|WRITE, wrote {} bytes, SYNC_END", message.len());
+    println!(
+        "[user]   producer: mmap, SYNC_START|WRITE, wrote {} bytes, SYNC_END",
+        message.len()
+    );
     let their_fd = producer.send_fd(buf.fd(), &consumer)?;
-    println!("[kernel] producer passes the fd over a Unix socket (SCM_RIGHTS): consumer fd {their_fd}");
+    println!(
+        "[kernel] the fd is passed to the consumer, as SCM_RIGHTS over a Unix socket does: consumer fd {their_fd}"
+    );
     let theirs = DmaBufFd::from_fd(&consumer, their_fd);
     let their_map = theirs.mmap(Prot::READ)?;
     let mut seen = vec![0u8; message.len()];
     consumer.read_mem(their_map, &mut seen)?;
-    println!("[user]   consumer: mmap and read {:?}", String::from_utf8_lossy(&seen));
+    println!(
+        "[user]   consumer: mmap and read {:?}",
+        String::from_utf8_lossy(&seen)
+    );
 
     let timeline = Timeline::create(&consumer)?;
     let job = timeline.fence(1)?;
     theirs.import_sync_file(&job, Access::Write)?;
-    println!("[user]   consumer: a job that will write the buffer (sw_sync point 1) is added as its WRITE fence");
-    println!("           poll on the dma-buf: {}", show_mask(theirs.ready()?));
+    println!(
+        "[user]   consumer: a job that will write the buffer (sw_sync point 1) is added as its WRITE fence"
+    );
+    println!(
+        "           poll on the dma-buf: {}",
+        show_mask(theirs.ready()?)
+    );
     let until_readable = theirs.export_sync_file(Access::Read)?;
     let (name, status, fences) = until_readable.info()?;
     println!(
         "[user]   consumer: EXPORT_SYNC_FILE(READ) -> sync_file {name:?}: status {status}, {} fence(s) on {:?}",
         fences.len(),
-        fences.iter().map(|f| f.timeline.as_str()).collect::<Vec<_>>()
+        fences
+            .iter()
+            .map(|f| f.timeline.as_str())
+            .collect::<Vec<_>>()
     );
     timeline.inc(1)?;
     println!("[user]   consumer: the timeline reaches 1 (the job completes)");
-    println!("           poll on the dma-buf: {}", show_mask(theirs.ready()?));
-    println!("           the exported sync_file signalled: {}", until_readable.wait(0)?);
+    println!(
+        "           poll on the dma-buf: {}",
+        show_mask(theirs.ready()?)
+    );
+    println!(
+        "           the exported sync_file signalled: {}",
+        until_readable.wait(0)?
+    );
 
     heading(3, "A device imports the buffer");
     let nic = device(&fabric, "nic0")?;
     let nic_fn = fabric.function(nic);
-    let dmabuf = machine.kernel().with_task(consumer.pid(), |t| DmaBuf::get(t, their_fd))?;
+    let dmabuf = machine
+        .kernel()
+        .with_task(consumer.pid(), |t| DmaBuf::get(t, their_fd))?;
     let attach = dmabuf.attach(nic)?;
     let sgt = dmabuf.map_attachment_unlocked(&attach, DmaDirection::ToDevice)?;
     println!(
@@ -107,12 +142,20 @@ pub fn run(config: &TopologyConfig) -> Result<()> {
         nic_fn.name, nic_fn.bdf
     );
     for e in sgt.entries() {
-        println!("           sg entry: DMA address {} (an IOVA in {}'s IOMMU domain), {} bytes", e.dma_addr, nic_fn.name, e.len);
+        println!(
+            "           sg entry: DMA address {} (an IOVA in {}'s IOMMU domain), {} bytes",
+            e.dma_addr, nic_fn.name, e.len
+        );
     }
     let before = fabric.counters();
     let mut dma = vec![0u8; message.len()];
     let report = fabric.dma_read(nic, sgt.entries()[0].dma_addr, &mut dma)?;
-    println!("[hw]     {} DMA-reads {} bytes: {:?}", nic_fn.name, report.bytes, String::from_utf8_lossy(&dma));
+    println!(
+        "[hw]     {} DMA-reads {} bytes: {:?}",
+        nic_fn.name,
+        report.bytes,
+        String::from_utf8_lossy(&dma)
+    );
     show_traffic(&fabric, &before);
     let reader = consumer.open(BUFINFO_PATH, sagrada_kernel_core::OpenFlags::RDONLY)?;
     let bufinfo = String::from_utf8_lossy(&consumer.read_to_end(reader)?).into_owned();
@@ -125,13 +168,25 @@ pub fn run(config: &TopologyConfig) -> Result<()> {
     dmabuf.detach(attach)?;
 
     heading(4, "Peer-to-peer on the fabric");
-    let (accel0, accel1, accel2) = (device(&fabric, "accel0")?, device(&fabric, "accel1")?, device(&fabric, "accel2")?);
-    let hbm0 = fabric.bar_memory(accel0, 2).context("accel0 has no HBM BAR")?;
+    let (accel0, accel1, accel2) = (
+        device(&fabric, "accel0")?,
+        device(&fabric, "accel1")?,
+        device(&fabric, "accel2")?,
+    );
+    let hbm0 = fabric
+        .bar_memory(accel0, 2)
+        .context("accel0 has no HBM BAR")?;
     let len = 1 << 20;
     hbm0.fill(0, len, 0x5a)?;
-    let hbm1_bar = fabric.bar(accel1, 2).context("accel1 has no HBM BAR")?.clone();
+    let hbm1_bar = fabric
+        .bar(accel1, 2)
+        .context("accel1 has no HBM BAR")?
+        .clone();
     let p2p = fabric.p2pdma_distance(accel1, accel0);
-    println!("[kernel] pci_p2pdma_distance(accel1, accel0): {:?}, {}", p2p.map_type, p2p.reason);
+    println!(
+        "[kernel] pci_p2pdma_distance(accel1, accel0): {:?}, {}",
+        p2p.map_type, p2p.reason
+    );
     let before = fabric.counters();
     let r = fabric.dma_write_from(accel0, Iova(hbm1_bar.bus.raw()), hbm0, 0, len)?;
     println!(
@@ -153,12 +208,19 @@ pub fn run(config: &TopologyConfig) -> Result<()> {
 
     let nic1 = device(&fabric, "nic1")?;
     let verdict = fabric.p2pdma_distance(accel2, nic1);
-    println!("[kernel] pci_p2pdma_distance(accel2, nic1): {:?}, {}", verdict.map_type, verdict.reason);
-    match fabric.dma_write(nic, iova, b"stale") {
-        Ok(_) => bail!("a DMA to an unmapped IOVA was served"),
-        Err(e) => println!("[hw]     nic0 DMA to the now unmapped IOVA {iova}: refused ({e})"),
+    println!(
+        "[kernel] pci_p2pdma_distance(accel2, nic1): {:?}, {}",
+        verdict.map_type, verdict.reason
+    );
+    if fabric.dma_write(nic, iova, b"stale").is_ok() {
+        bail!("a DMA to an unmapped IOVA was served");
     }
-    println!("           fault log of nic0: {} entr{}", fabric.faults(nic).len(), if fabric.faults(nic).len() == 1 { "y" } else { "ies" });
+    for fault in fabric.faults(nic) {
+        println!(
+            "[hw]     {} {} of {} bytes at IOVA {} refused by the IOMMU: {}; recorded in {}'s fault log",
+            nic_fn.name, fault.access, fault.len, fault.addr, fault.reason, nic_fn.name
+        );
+    }
 
     theirs.close()?;
     buf.close()?;

@@ -7,13 +7,18 @@ mod demo;
 mod topo;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use sagrada_hw_fabric::TopologyConfig;
 
 #[derive(Parser, Debug)]
-#[command(name = "sagrada", version, about = "An open accelerator stack, from the silicon (emulated) to user space")]
+#[command(
+    name = "sagrada",
+    version,
+    about = "An open accelerator stack, from the silicon (emulated) to user space"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -38,17 +43,21 @@ impl MachineArgs {
     fn config(&self) -> Result<TopologyConfig> {
         let mut config = match &self.config {
             Some(path) => {
-                let text =
-                    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-                TopologyConfig::from_toml_str(&text).with_context(|| format!("in {}", path.display()))?
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+                TopologyConfig::from_toml_str(&text).with_context(|| path.display().to_string())?
             }
             None => TopologyConfig::default_machine(),
         };
         for hb in &self.whitelist {
-            config.set_p2p_whitelist(hb, true).with_context(|| format!("--whitelist {hb}"))?;
+            config
+                .set_p2p_whitelist(hb, true)
+                .with_context(|| format!("--whitelist {hb}"))?;
         }
         for sw in &self.acs_redirect {
-            config.set_acs_redirect(sw, true).with_context(|| format!("--acs-redirect {sw}"))?;
+            config
+                .set_acs_redirect(sw, true)
+                .with_context(|| format!("--acs-redirect {sw}"))?;
         }
         Ok(config)
     }
@@ -90,14 +99,30 @@ enum BenchCommand {
     },
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().command {
-        Command::Topo { print_config: true, .. } => {
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line naming what was wrong and where; never a backtrace for a user's
+            // mistake.
+            eprintln!("sagrada: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Topo {
+            print_config: true, ..
+        } => {
             print!("{}", sagrada_hw_fabric::DEFAULT_MACHINE_TOML);
             Ok(())
         }
         Command::Topo { machine, .. } => topo::run(&machine.config()?),
         Command::Demo { machine } => demo::run(&machine.config()?),
-        Command::Bench { which: BenchCommand::Fabric { size, iterations } } => bench::fabric(size, iterations),
+        Command::Bench {
+            which: BenchCommand::Fabric { size, iterations },
+        } => bench::fabric(size, iterations),
     }
 }

@@ -8,7 +8,10 @@ use crate::sync::SyncFile;
 
 /// Allocates `len` bytes (rounded up to pages) from the system dma-heap.
 pub fn alloc_system(p: &Process, len: u64) -> Result<DmaBufFd<'_>, Errno> {
-    let heap = p.open(DMA_HEAP_SYSTEM_PATH, OpenFlags::RDWR.union(OpenFlags::CLOEXEC))?;
+    let heap = p.open(
+        DMA_HEAP_SYSTEM_PATH,
+        OpenFlags::RDWR.union(OpenFlags::CLOEXEC),
+    )?;
     let mut req = DmaHeapAllocationData {
         len,
         fd_flags: OpenFlags::RDWR.union(OpenFlags::CLOEXEC).0,
@@ -17,7 +20,10 @@ pub fn alloc_system(p: &Process, len: u64) -> Result<DmaBufFd<'_>, Errno> {
     let result = p.ioctl_with(heap, DMA_HEAP_IOCTL_ALLOC, &mut req);
     p.close(heap)?;
     result?;
-    Ok(DmaBufFd { p, fd: req.fd as Fd })
+    Ok(DmaBufFd {
+        p,
+        fd: req.fd as Fd,
+    })
 }
 
 /// A dma-buf fd of a process. Closing is explicit ([`DmaBufFd::close`]), like the fd
@@ -75,7 +81,8 @@ impl<'p> DmaBufFd<'p> {
 
     /// `mmap` of the whole buffer, shared.
     pub fn mmap(&self, prot: Prot) -> Result<UserPtr, Errno> {
-        self.p.mmap(self.fd, self.size()?, prot, MapFlags::SHARED, 0)
+        self.p
+            .mmap(self.fd, self.size()?, prot, MapFlags::SHARED, 0)
     }
 
     /// `DMA_BUF_IOCTL_SYNC` with `START`: waits until the CPU may access the buffer.
@@ -89,22 +96,33 @@ impl<'p> DmaBufFd<'p> {
     }
 
     fn sync(&self, flags: u64) -> Result<(), Errno> {
-        self.p.ioctl_with(self.fd, DMA_BUF_IOCTL_SYNC, &mut DmaBufSync { flags }).map(drop)
+        self.p
+            .ioctl_with(self.fd, DMA_BUF_IOCTL_SYNC, &mut DmaBufSync { flags })
+            .map(drop)
     }
 
     /// `DMA_BUF_IOCTL_EXPORT_SYNC_FILE`: a sync_file that signals when `access` may
     /// begin (a snapshot of the buffer's fences now).
     pub fn export_sync_file(&self, access: Access) -> Result<SyncFile<'p>, Errno> {
-        let mut req = DmaBufExportSyncFile { flags: access.flags() as u32, fd: -1 };
-        self.p.ioctl_with(self.fd, DMA_BUF_IOCTL_EXPORT_SYNC_FILE, &mut req)?;
+        let mut req = DmaBufExportSyncFile {
+            flags: access.flags() as u32,
+            fd: -1,
+        };
+        self.p
+            .ioctl_with(self.fd, DMA_BUF_IOCTL_EXPORT_SYNC_FILE, &mut req)?;
         Ok(SyncFile::from_fd(self.p, req.fd))
     }
 
     /// `DMA_BUF_IOCTL_IMPORT_SYNC_FILE`: adds the sync_file's fences to the buffer as a
     /// read or a write.
     pub fn import_sync_file(&self, file: &SyncFile<'_>, access: Access) -> Result<(), Errno> {
-        let mut req = DmaBufImportSyncFile { flags: access.flags() as u32, fd: file.fd() };
-        self.p.ioctl_with(self.fd, DMA_BUF_IOCTL_IMPORT_SYNC_FILE, &mut req).map(drop)
+        let mut req = DmaBufImportSyncFile {
+            flags: access.flags() as u32,
+            fd: file.fd(),
+        };
+        self.p
+            .ioctl_with(self.fd, DMA_BUF_IOCTL_IMPORT_SYNC_FILE, &mut req)
+            .map(drop)
     }
 
     /// Polls without blocking: which of `POLLIN` (a read may start) and `POLLOUT` (a

@@ -58,8 +58,11 @@ impl Machine {
 
     fn on(fabric: Arc<Fabric>) -> Result<Self, MachineError> {
         let kernel = Kernel::new(fabric);
-        let dmabuf = sagrada_kernel_dmabuf::install(&kernel)
-            .map_err(|errno| MachineError::Kernel { subsystem: "dma-buf", errno })?;
+        let dmabuf =
+            sagrada_kernel_dmabuf::install(&kernel).map_err(|errno| MachineError::Kernel {
+                subsystem: "dma-buf",
+                errno,
+            })?;
         Ok(Self { kernel, dmabuf })
     }
 

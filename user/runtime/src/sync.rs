@@ -43,9 +43,16 @@ impl<'p> SyncFile<'p> {
 
     /// `SYNC_IOC_MERGE`: a new sync_file that signals when both have.
     pub fn merge(&self, other: &SyncFile<'_>, name: &str) -> Result<SyncFile<'p>, Errno> {
-        let mut data = SyncMergeData { name: name_field(name), fd2: other.fd, ..Default::default() };
+        let mut data = SyncMergeData {
+            name: name_field(name),
+            fd2: other.fd,
+            ..Default::default()
+        };
         self.p.ioctl_with(self.fd, SYNC_IOC_MERGE, &mut data)?;
-        Ok(SyncFile { p: self.p, fd: data.fence })
+        Ok(SyncFile {
+            p: self.p,
+            fd: data.fence,
+        })
     }
 
     /// `SYNC_IOC_FILE_INFO`: the name, overall status and each fence's state.
@@ -56,20 +63,23 @@ impl<'p> SyncFile<'p> {
         let bytes = (n * size_of::<SyncFenceInfo>()).max(1) as u64;
         let array = self.p.mmap_anon(bytes)?;
         info.sync_fence_info = array.0;
-        let result = self.p.ioctl_with(self.fd, SYNC_IOC_FILE_INFO, &mut info).and_then(|_| {
-            let mut raw = vec![0u8; n * size_of::<SyncFenceInfo>()];
-            self.p.read_mem(array, &mut raw)?;
-            Ok(raw
-                .chunks_exact(size_of::<SyncFenceInfo>())
-                .filter_map(|c| <SyncFenceInfo as zerocopy::FromBytes>::read_from_bytes(c).ok())
-                .map(|f| FenceInfo {
-                    timeline: field_str(&f.obj_name),
-                    driver: field_str(&f.driver_name),
-                    status: f.status,
-                    timestamp_ns: f.timestamp_ns,
-                })
-                .collect())
-        });
+        let result = self
+            .p
+            .ioctl_with(self.fd, SYNC_IOC_FILE_INFO, &mut info)
+            .and_then(|_| {
+                let mut raw = vec![0u8; n * size_of::<SyncFenceInfo>()];
+                self.p.read_mem(array, &mut raw)?;
+                Ok(raw
+                    .chunks_exact(size_of::<SyncFenceInfo>())
+                    .filter_map(|c| <SyncFenceInfo as zerocopy::FromBytes>::read_from_bytes(c).ok())
+                    .map(|f| FenceInfo {
+                        timeline: field_str(&f.obj_name),
+                        driver: field_str(&f.driver_name),
+                        status: f.status,
+                        timestamp_ns: f.timestamp_ns,
+                    })
+                    .collect())
+            });
         self.p.munmap(array, bytes)?;
         Ok((field_str(&info.name), info.status, result?))
     }
@@ -90,20 +100,32 @@ pub struct Timeline<'p> {
 impl<'p> Timeline<'p> {
     /// Opens a new timeline at 0.
     pub fn create(p: &'p Process) -> Result<Self, Errno> {
-        Ok(Self { p, fd: p.open(SW_SYNC_PATH, OpenFlags::RDWR)? })
+        Ok(Self {
+            p,
+            fd: p.open(SW_SYNC_PATH, OpenFlags::RDWR)?,
+        })
     }
 
     /// A sync_file whose fence signals when the timeline reaches `value`.
     pub fn fence(&self, value: u32) -> Result<SyncFile<'p>, Errno> {
-        let mut data = SwSyncCreateFenceData { value, ..Default::default() };
-        self.p.ioctl_with(self.fd, SW_SYNC_IOC_CREATE_FENCE, &mut data)?;
-        Ok(SyncFile { p: self.p, fd: data.fence })
+        let mut data = SwSyncCreateFenceData {
+            value,
+            ..Default::default()
+        };
+        self.p
+            .ioctl_with(self.fd, SW_SYNC_IOC_CREATE_FENCE, &mut data)?;
+        Ok(SyncFile {
+            p: self.p,
+            fd: data.fence,
+        })
     }
 
     /// Advances the timeline by `count`.
     pub fn inc(&self, count: u32) -> Result<(), Errno> {
         let mut count = count;
-        self.p.ioctl_with(self.fd, SW_SYNC_IOC_INC, &mut count).map(drop)
+        self.p
+            .ioctl_with(self.fd, SW_SYNC_IOC_INC, &mut count)
+            .map(drop)
     }
 
     /// Closes the timeline: its pending fences signal with `-ENOENT`.

@@ -12,7 +12,9 @@
 
 use std::sync::{Arc, Mutex};
 
-pub use sagrada_kernel_core::{Errno, Fd, KResult, MapFlags, OpenFlags, Pid, PollFd, PollMask, Prot, UserPtr};
+pub use sagrada_kernel_core::{
+    Errno, Fd, KResult, MapFlags, OpenFlags, Pid, PollFd, PollMask, Prot, UserPtr,
+};
 use sagrada_kernel_core::{Kernel, lock};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
@@ -36,7 +38,11 @@ impl Process {
 
     /// A handle on an existing process.
     pub fn attach(kernel: &Arc<Kernel>, pid: Pid) -> Self {
-        Self { kernel: kernel.clone(), pid, scratch: Mutex::new(Vec::new()) }
+        Self {
+            kernel: kernel.clone(),
+            pid,
+            scratch: Mutex::new(Vec::new()),
+        }
     }
 
     /// Its pid.
@@ -71,9 +77,17 @@ impl Process {
 
     /// `ioctl(fd, cmd, &arg)`: passes `arg` through the process's memory and copies the
     /// kernel's answer back into it (also when the call fails, as a C caller would see).
-    pub fn ioctl_with<T: IntoBytes + FromBytes + Immutable>(&self, fd: Fd, cmd: u32, arg: &mut T) -> KResult<i64> {
+    pub fn ioctl_with<T: IntoBytes + FromBytes + Immutable>(
+        &self,
+        fd: Fd,
+        cmd: u32,
+        arg: &mut T,
+    ) -> KResult<i64> {
         let bytes = arg.as_bytes().len() as u64;
-        assert!(bytes <= SCRATCH, "ioctl argument larger than the scratch buffer");
+        assert!(
+            bytes <= SCRATCH,
+            "ioctl argument larger than the scratch buffer"
+        );
         let buf = self.take_scratch()?;
         let result = (|| {
             self.write_mem(buf, arg.as_bytes())?;
@@ -94,11 +108,25 @@ impl Process {
 
     /// `mmap(NULL, len, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0)`.
     pub fn mmap_anon(&self, len: u64) -> KResult<UserPtr> {
-        self.kernel.mmap(self.pid, len, Prot::READ_WRITE, MapFlags::PRIVATE | MapFlags::ANONYMOUS, -1, 0)
+        self.kernel.mmap(
+            self.pid,
+            len,
+            Prot::READ_WRITE,
+            MapFlags::PRIVATE | MapFlags::ANONYMOUS,
+            -1,
+            0,
+        )
     }
 
     /// `mmap(NULL, len, prot, flags, fd, offset)`.
-    pub fn mmap(&self, fd: Fd, len: u64, prot: Prot, flags: MapFlags, offset: u64) -> KResult<UserPtr> {
+    pub fn mmap(
+        &self,
+        fd: Fd,
+        len: u64,
+        prot: Prot,
+        flags: MapFlags,
+        offset: u64,
+    ) -> KResult<UserPtr> {
         self.kernel.mmap(self.pid, len, prot, flags, fd, offset)
     }
 

@@ -42,7 +42,9 @@ fn resv_with_fence(usage: Usage) -> (DmaResv, DmaFence) {
     let resv = DmaResv::new();
     {
         let guard = resv.lock(None).unwrap();
-        guard.reserve_fences(1).expect("Resv shared slot allocation failed");
+        guard
+            .reserve_fences(1)
+            .expect("Resv shared slot allocation failed");
         guard.add_fence(f.clone(), usage);
     }
     (resv, f)
@@ -73,7 +75,10 @@ fn test_for_each_unlocked(usage: Usage) {
     let mut yields = 0;
     while let Some(fence) = cursor.next() {
         yields += 1;
-        assert!(yields <= 2, "More than one fence found (after the forced restart)");
+        assert!(
+            yields <= 2,
+            "More than one fence found (after the forced restart)"
+        );
         assert!(cursor.is_restarted(), "No restart flag");
         assert!(DmaFence::ptr_eq(&fence, &f), "Unexpected fence");
         assert_eq!(cursor.usage(), Some(usage), "Unexpected fence usage");
@@ -91,7 +96,10 @@ fn test_get_fences(usage: Usage) {
     let (resv, f) = resv_with_fence(usage);
     let fences = resv.get_fences(usage);
     assert_eq!(fences.len(), 1, "get_fences returned unexpected fences");
-    assert!(DmaFence::ptr_eq(&fences[0], &f), "get_fences returned unexpected fence");
+    assert!(
+        DmaFence::ptr_eq(&fences[0], &f),
+        "get_fences returned unexpected fence"
+    );
     f.signal();
 }
 
@@ -125,4 +133,9 @@ macro_rules! per_usage {
     };
 }
 
-per_usage!(test_signaling, test_for_each, test_for_each_unlocked, test_get_fences);
+per_usage!(
+    test_signaling,
+    test_for_each,
+    test_for_each_unlocked,
+    test_get_fences
+);

@@ -163,6 +163,38 @@ enum Sink<'a> {
     Mmio(&'a dyn MmioHandler, u64),
 }
 
+impl Sink<'_> {
+    /// Reads `buf.len()` bytes at the sink's position.
+    fn read(self, buf: &mut [u8]) -> Result<(), OutOfBounds> {
+        match self {
+            Sink::Mem(m, o) => m.read(o, buf),
+            Sink::Mmio(h, o) => {
+                h.read(o, buf);
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes `buf` at the sink's position.
+    fn write(self, buf: &[u8]) -> Result<(), OutOfBounds> {
+        match self {
+            Sink::Mem(m, o) => m.write(o, buf),
+            Sink::Mmio(h, o) => {
+                h.write(o, buf);
+                Ok(())
+            }
+        }
+    }
+
+    /// The sink `n` bytes further on.
+    fn advance(self, n: u64) -> Self {
+        match self {
+            Sink::Mem(m, o) => Sink::Mem(m, o + n),
+            Sink::Mmio(h, o) => Sink::Mmio(h, o + n),
+        }
+    }
+}
+
 /// A BAR found by walking down the tree.
 struct Hit<'a> {
     sink: Sink<'a>,
@@ -246,14 +278,8 @@ fn copy(from: Sink<'_>, to: Sink<'_>, n: u64) -> Result<(), OutOfBounds> {
             while done < n {
                 let k = (n - done).min(PIECE);
                 let piece = &mut buf[..k as usize];
-                match from {
-                    Sink::Mem(m, o) => m.read(o + done, piece)?,
-                    Sink::Mmio(h, o) => h.read(o + done, piece),
-                }
-                match to {
-                    Sink::Mem(m, o) => m.write(o + done, piece)?,
-                    Sink::Mmio(h, o) => h.write(o + done, piece),
-                }
+                from.advance(done).read(piece)?;
+                to.advance(done).write(piece)?;
                 done += k;
             }
             Ok(())
@@ -583,13 +609,7 @@ impl Fabric {
             Access::Write,
             |sink, pos, n| {
                 let chunk = &src[pos as usize..(pos + n) as usize];
-                match sink {
-                    Sink::Mem(m, o) => m.write(o, chunk),
-                    Sink::Mmio(h, o) => {
-                        h.write(o, chunk);
-                        Ok(())
-                    }
-                }
+                sink.write(chunk)
             },
         )
     }
@@ -608,13 +628,7 @@ impl Fabric {
             Access::Read,
             |sink, pos, n| {
                 let chunk = &mut dst[pos as usize..(pos + n) as usize];
-                match sink {
-                    Sink::Mem(m, o) => m.read(o, chunk),
-                    Sink::Mmio(h, o) => {
-                        h.read(o, chunk);
-                        Ok(())
-                    }
-                }
+                sink.read(chunk)
             },
         )
     }
@@ -738,13 +752,7 @@ impl Fabric {
     pub fn cpu_read(&self, addr: PhysAddr, dst: &mut [u8]) -> Result<(), DmaError> {
         self.cpu_access(addr, dst.len() as u64, Access::Read, |sink, pos, n| {
             let chunk = &mut dst[pos as usize..(pos + n) as usize];
-            match sink {
-                Sink::Mem(m, o) => m.read(o, chunk),
-                Sink::Mmio(h, o) => {
-                    h.read(o, chunk);
-                    Ok(())
-                }
-            }
+            sink.read(chunk)
         })
     }
 
@@ -752,13 +760,7 @@ impl Fabric {
     pub fn cpu_write(&self, addr: PhysAddr, src: &[u8]) -> Result<(), DmaError> {
         self.cpu_access(addr, src.len() as u64, Access::Write, |sink, pos, n| {
             let chunk = &src[pos as usize..(pos + n) as usize];
-            match sink {
-                Sink::Mem(m, o) => m.write(o, chunk),
-                Sink::Mmio(h, o) => {
-                    h.write(o, chunk);
-                    Ok(())
-                }
-            }
+            sink.write(chunk)
         })
     }
 

@@ -225,7 +225,7 @@ impl DmaFence {
     /// `dma_fence_allocate_private_stub`: a new signalled fence (context 0, seqno 0)
     /// with the given signal time.
     pub fn allocate_private_stub(timestamp_ns: u64) -> Self {
-        let fence = Self::new(StubOps, 0, 0);
+        let fence = Self::new(NamedOps::new("stub", "stub"), 0, 0);
         fence.signal_timestamp(timestamp_ns);
         fence
     }
@@ -487,11 +487,6 @@ impl Fence {
         }
     }
 
-    /// The names as they were given, even after signalling (for diagnostics).
-    pub fn original_names(&self) -> (&str, &str) {
-        (self.ops.driver_name(), self.ops.timeline_name())
-    }
-
     /// `dma_fence_is_later(self, other)`: whether `self` comes after `other` on their
     /// shared context; `false` (with a warning) for different contexts.
     pub fn is_later(&self, other: &Fence) -> bool {
@@ -543,14 +538,31 @@ impl Drop for Fence {
     }
 }
 
-struct StubOps;
+/// Fence ops with names and nothing else: a fence that something signals explicitly
+/// (the stub fences, a driver's completion fences, test fences).
+#[derive(Clone, Debug)]
+pub struct NamedOps {
+    driver: String,
+    timeline: String,
+}
 
-impl FenceOps for StubOps {
-    fn driver_name(&self) -> &str {
-        "stub"
+impl NamedOps {
+    /// Ops naming the driver and the timeline.
+    pub fn new(driver: &str, timeline: &str) -> Self {
+        Self {
+            driver: driver.to_owned(),
+            timeline: timeline.to_owned(),
+        }
     }
+}
+
+impl FenceOps for NamedOps {
+    fn driver_name(&self) -> &str {
+        &self.driver
+    }
+
     fn timeline_name(&self) -> &str {
-        "stub"
+        &self.timeline
     }
 }
 
@@ -559,14 +571,8 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
 
-    struct Mock;
-    impl FenceOps for Mock {
-        fn driver_name(&self) -> &str {
-            "mock"
-        }
-        fn timeline_name(&self) -> &str {
-            "mock"
-        }
+    fn mock(context: u64, seqno: u64) -> DmaFence {
+        DmaFence::new(NamedOps::new("mock", "mock"), context, seqno)
     }
 
     #[test]
@@ -590,7 +596,7 @@ mod tests {
 
     #[test]
     fn callbacks_run_in_order_exactly_once() {
-        let f = DmaFence::new(Mock, context_alloc(1), 1);
+        let f = mock(context_alloc(1), 1);
         let order = Arc::new(std::sync::Mutex::new(Vec::new()));
         for i in 0..3 {
             let order = order.clone();
@@ -666,7 +672,7 @@ mod tests {
 
     #[test]
     fn set_error_is_refused_after_signal() {
-        let f = DmaFence::new(Mock, context_alloc(1), 1);
+        let f = mock(context_alloc(1), 1);
         f.signal();
         assert_eq!(f.set_error(Errno::EIO), Err(Errno::EBUSY));
         assert_eq!(f.get_status(), 1);
@@ -674,7 +680,7 @@ mod tests {
 
     #[test]
     fn names_are_detached_after_signal() {
-        let f = DmaFence::new(Mock, context_alloc(1), 1);
+        let f = mock(context_alloc(1), 1);
         assert_eq!((f.driver_name(), f.timeline_name()), ("mock", "mock"));
         f.signal();
         assert_eq!(
@@ -685,7 +691,7 @@ mod tests {
 
     #[test]
     fn dropping_a_fence_with_pending_callbacks_signals_them_with_edeadlk() {
-        let f = DmaFence::new(Mock, context_alloc(1), 1);
+        let f = mock(context_alloc(1), 1);
         let seen = Arc::new(std::sync::Mutex::new(None));
         let s = seen.clone();
         f.add_callback(move |fence| *s.lock().unwrap() = Some(fence.get_status()))
@@ -697,8 +703,8 @@ mod tests {
     #[test]
     fn later_picks_the_later_unsignaled_fence() {
         let ctx = context_alloc(1);
-        let a = DmaFence::new(Mock, ctx, 1);
-        let b = DmaFence::new(Mock, ctx, 2);
+        let a = mock(ctx, 1);
+        let b = mock(ctx, 2);
         assert!(DmaFence::ptr_eq(&later(&a, &b).unwrap(), &b));
         b.signal();
         assert!(later(&a, &b).is_none());
@@ -708,7 +714,7 @@ mod tests {
 
     #[test]
     fn a_waiter_on_another_thread_is_woken() {
-        let f = DmaFence::new(Mock, context_alloc(1), 1);
+        let f = mock(context_alloc(1), 1);
         let g = f.clone();
         let waiter = std::thread::spawn(move || g.wait_timeout(MAX_SCHEDULE_TIMEOUT));
         f.signal();

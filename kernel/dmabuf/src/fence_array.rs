@@ -159,20 +159,10 @@ pub fn match_context(fence: &DmaFence, context: u64) -> bool {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::fence::context_alloc;
-
-    struct Leaf;
-    impl FenceOps for Leaf {
-        fn driver_name(&self) -> &str {
-            "leaf"
-        }
-        fn timeline_name(&self) -> &str {
-            "leaf"
-        }
-    }
+    use crate::fence::{NamedOps, context_alloc};
 
     fn leaf() -> DmaFence {
-        DmaFence::new(Leaf, context_alloc(1), 1)
+        DmaFence::new(NamedOps::new("leaf", "leaf"), context_alloc(1), 1)
     }
 
     /// Regression: once signalling was enabled, the peek counted signalled members

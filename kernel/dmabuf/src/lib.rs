@@ -48,7 +48,8 @@ pub use dmabuf::{
     PinOps, SgEntry, SgTable, VMap, VmapOps,
 };
 pub use fence::{
-    CallbackId, DmaFence, Fence, FenceOps, MAX_SCHEDULE_TIMEOUT, Wait, WeakFence, context_alloc,
+    CallbackId, DmaFence, Fence, FenceOps, MAX_SCHEDULE_TIMEOUT, NamedOps, Wait, WeakFence,
+    context_alloc,
 };
 pub use fence_array::FenceArray;
 pub use fence_chain::FenceChain;

@@ -421,20 +421,10 @@ impl Iterator for ResvIter<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fence::FenceOps;
-
-    struct Mock;
-    impl FenceOps for Mock {
-        fn driver_name(&self) -> &str {
-            "mock"
-        }
-        fn timeline_name(&self) -> &str {
-            "tl"
-        }
-    }
+    use crate::fence::NamedOps;
 
     fn fence(ctx: u64, seqno: u64) -> DmaFence {
-        DmaFence::new(Mock, ctx, seqno)
+        DmaFence::new(NamedOps::new("mock", "tl"), ctx, seqno)
     }
 
     fn add(resv: &DmaResv, f: &DmaFence, usage: Usage) {

@@ -11,7 +11,7 @@ use sagrada_hw_fabric::{DeviceId, DmaDirection, Fabric, Iova, PAGE_SIZE, PhysRan
 use sagrada_kernel_core::{Errno, KResult, Kernel, MapFlags, OpenFlags, PollFd, PollMask, Prot};
 use sagrada_kernel_dmabuf::uapi::*;
 use sagrada_kernel_dmabuf::{
-    Attachment, DmaBuf, DmaBufOps, DmaBufRegistry, DmaFence, ExportInfo, FenceOps, ImporterOps,
+    Attachment, DmaBuf, DmaBufOps, DmaBufRegistry, DmaFence, ExportInfo, ImporterOps, NamedOps,
     PinOps, ResvGuard, SgEntry, SgTable, SyncFile, Usage, VMap, VmapOps, context_alloc,
 };
 use sagrada_sys::Process;
@@ -145,18 +145,8 @@ impl ImporterOps for Importer {
     }
 }
 
-struct TestFence;
-impl FenceOps for TestFence {
-    fn driver_name(&self) -> &str {
-        "test"
-    }
-    fn timeline_name(&self) -> &str {
-        "test"
-    }
-}
-
 fn add_fence(buf: &DmaBuf, usage: Usage) -> DmaFence {
-    let f = DmaFence::new(TestFence, context_alloc(1), 1);
+    let f = DmaFence::new(NamedOps::new("test", "test"), context_alloc(1), 1);
     let guard = buf.resv().lock(None).unwrap();
     guard.reserve_fences(1).unwrap();
     guard.add_fence(f.clone(), usage);

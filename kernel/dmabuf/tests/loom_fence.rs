@@ -20,23 +20,10 @@ use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
 
 use sagrada_kernel_core::Errno;
-use sagrada_kernel_dmabuf::{DmaFence, Fence, FenceOps, MAX_SCHEDULE_TIMEOUT};
-
-#[derive(Debug)]
-struct MockOps;
-
-impl FenceOps for MockOps {
-    fn driver_name(&self) -> &str {
-        "mock"
-    }
-
-    fn timeline_name(&self) -> &str {
-        "mock"
-    }
-}
+use sagrada_kernel_dmabuf::{DmaFence, Fence, FenceOps, MAX_SCHEDULE_TIMEOUT, NamedOps};
 
 fn mock_fence() -> DmaFence {
-    DmaFence::new(MockOps, 0, 0)
+    DmaFence::new(NamedOps::new("mock", "mock"), 0, 0)
 }
 
 /// Mock ops that count `enable_signaling` calls.

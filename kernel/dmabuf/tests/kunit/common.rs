@@ -7,30 +7,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use sagrada_kernel_dmabuf::fence::Fence;
-use sagrada_kernel_dmabuf::{DmaFence, FenceArray, FenceChain, FenceOps, context_alloc};
+use sagrada_kernel_dmabuf::{DmaFence, FenceArray, FenceChain, NamedOps, context_alloc};
 
 /// `mock_ops`: names only, like the kernel's.
-#[derive(Debug)]
-pub struct MockOps;
-
-impl FenceOps for MockOps {
-    fn driver_name(&self) -> &str {
-        "mock"
-    }
-
-    fn timeline_name(&self) -> &str {
-        "mock"
-    }
+fn mock_ops() -> NamedOps {
+    NamedOps::new("mock", "mock")
 }
 
 /// `mock_fence()` of the fence and chain suites: context 0, seqno 0.
 pub fn mock_fence() -> DmaFence {
-    DmaFence::new(MockOps, 0, 0)
+    DmaFence::new(mock_ops(), 0, 0)
 }
 
 /// `__mock_fence(context, seqno)` of the unwrap suite.
 pub fn mock_fence_on(context: u64, seqno: u64) -> DmaFence {
-    DmaFence::new(MockOps, context, seqno)
+    DmaFence::new(mock_ops(), context, seqno)
 }
 
 /// `mock_fence()` of the unwrap suite: a fresh context, seqno 1.

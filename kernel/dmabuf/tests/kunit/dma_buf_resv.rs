@@ -6,21 +6,10 @@
 //! so the test makes the list really change under the iterator (growing it under the
 //! lock replaces it), which is the situation the restart exists for.
 
-use sagrada_kernel_dmabuf::{DmaFence, DmaResv, FenceOps, Usage};
-
-struct Mock;
-
-impl FenceOps for Mock {
-    fn driver_name(&self) -> &str {
-        "dma-resv-test"
-    }
-    fn timeline_name(&self) -> &str {
-        "mock"
-    }
-}
+use sagrada_kernel_dmabuf::{DmaFence, DmaResv, NamedOps, Usage};
 
 fn alloc_fence() -> DmaFence {
-    DmaFence::new(Mock, 0, 0)
+    DmaFence::new(NamedOps::new("dma-resv-test", "mock"), 0, 0)
 }
 
 #[test]

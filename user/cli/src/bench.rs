@@ -1,6 +1,9 @@
 //! `sagrada bench fabric`: DMA bandwidth through the fabric, beside host memcpy
 //! measured in the same run.
 //!
+//! Each round times the reference memcpy and then every transfer, so the load of a
+//! shared machine falls on both alike; medians over the rounds are reported.
+//!
 //! Host time is what the emulator took (the figure compared with memcpy: a DMA of the
 //! model should cost one memcpy of its payload); model time is what the hardware
 //! described by the topology would take.
@@ -36,19 +39,6 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 
 fn gib_per_s(bytes: u64, t: Duration) -> f64 {
     bytes as f64 / t.as_secs_f64() / (1u64 << 30) as f64
-}
-
-/// Times `f` `iterations` times after one untimed warm-up run (which also faults the
-/// memory in), returning the median and the last result.
-fn time<T>(iterations: usize, mut f: impl FnMut() -> Result<T>) -> Result<(Duration, T)> {
-    let mut last = f()?;
-    let mut samples = Vec::with_capacity(iterations);
-    for _ in 0..iterations {
-        let start = Instant::now();
-        last = f()?;
-        samples.push(start.elapsed());
-    }
-    Ok((median(samples), last))
 }
 
 struct Row {
@@ -106,12 +96,6 @@ pub fn fabric(size: u64, iterations: usize) -> Result<()> {
     // not a constant fill, which the compiler could turn into a memset.
     let src: Vec<u8> = (0..size).map(|i| (i as u8) ^ (i >> 12) as u8).collect();
     let mut dst = vec![0u8; size as usize];
-    let (memcpy, ()) = time(iterations, || {
-        dst.copy_from_slice(std::hint::black_box(&src));
-        std::hint::black_box(&mut dst);
-        Ok(())
-    })?;
-    drop((src, dst));
 
     hbm0.fill(0, size, 0x3c)?;
     let host = machine
@@ -123,28 +107,59 @@ pub fn fabric(size: u64, iterations: usize) -> Result<()> {
     let host_iova = fabric.dma_map_extents(accel0, &host, DmaDirection::ToDevice)?;
     let peer_iova = fabric.dma_map_resource(accel0, bar2.phys, size, DmaDirection::FromDevice)?;
 
-    let mut rows = Vec::new();
-    let mut run = |name: &str, f: &mut dyn FnMut() -> Result<DmaReport>| -> Result<()> {
-        let (host, report) = time(iterations, f)?;
-        rows.push(Row {
-            name: name.to_owned(),
-            host,
+    type Transfer<'a> = (&'static str, Box<dyn Fn() -> Result<DmaReport> + 'a>);
+    let transfers: Vec<Transfer<'_>> = vec![
+        (
+            "host DRAM -> accel0 HBM (accel0 reads via IOMMU)",
+            Box::new(|| Ok(fabric.dma_read_into(accel0, host_iova, &hbm0, 0, size)?)),
+        ),
+        (
+            "accel0 HBM -> accel1 HBM (p2p, switch, bus address)",
+            Box::new(|| Ok(fabric.dma_write_from(accel0, Iova(bar1.bus.raw()), &hbm0, 0, size)?)),
+        ),
+        (
+            "accel0 HBM -> accel2 HBM (p2p, root complex, IOMMU)",
+            Box::new(|| Ok(fabric.dma_write_from(accel0, peer_iova, &hbm0, 0, size)?)),
+        ),
+    ];
+
+    // Rounds interleave the reference and every transfer, so that whatever else the
+    // machine is doing affects them alike. Round 0 only warms up (it faults the memory
+    // in) and is not timed.
+    let mut memcpy_samples = Vec::with_capacity(iterations);
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(iterations); transfers.len()];
+    let mut reports = vec![DmaReport::default(); transfers.len()];
+    for round in 0..=iterations {
+        let start = Instant::now();
+        dst.copy_from_slice(std::hint::black_box(&src));
+        std::hint::black_box(&mut dst);
+        let t = start.elapsed();
+        if round > 0 {
+            memcpy_samples.push(t);
+        }
+        for (i, (_, run)) in transfers.iter().enumerate() {
+            let start = Instant::now();
+            reports[i] = run()?;
+            let t = start.elapsed();
+            if round > 0 {
+                samples[i].push(t);
+            }
+        }
+    }
+    drop((src, dst));
+    let memcpy = median(memcpy_samples);
+    let rows: Vec<Row> = transfers
+        .iter()
+        .zip(samples)
+        .zip(reports)
+        .map(|(((name, _), s), report)| Row {
+            name: (*name).to_owned(),
+            host: median(s),
             report,
-        });
-        Ok(())
-    };
-    run(
-        "host DRAM -> accel0 HBM (accel0 reads via IOMMU)",
-        &mut || Ok(fabric.dma_read_into(accel0, host_iova, &hbm0, 0, size)?),
-    )?;
-    run(
-        "accel0 HBM -> accel1 HBM (p2p, switch, bus address)",
-        &mut || Ok(fabric.dma_write_from(accel0, Iova(bar1.bus.raw()), &hbm0, 0, size)?),
-    )?;
-    run(
-        "accel0 HBM -> accel2 HBM (p2p, root complex, IOMMU)",
-        &mut || Ok(fabric.dma_write_from(accel0, peer_iova, &hbm0, 0, size)?),
-    )?;
+        })
+        .collect();
+    drop(transfers);
+
     let check = |mem: &Memory, byte: u8| -> Result<()> {
         let mut probe = [0u8; 64];
         mem.read(size - 64, &mut probe)?;
@@ -157,7 +172,7 @@ pub fn fabric(size: u64, iterations: usize) -> Result<()> {
     check(fabric.bar_memory(accel2, 2).context("accel2 HBM")?, 0x77)?;
 
     println!(
-        "sagrada bench fabric: {} MiB per transfer, median of {iterations} runs",
+        "sagrada bench fabric: {} MiB per transfer, median of {iterations} interleaved rounds",
         size >> 20
     );
     println!(

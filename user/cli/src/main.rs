@@ -93,8 +93,8 @@ enum BenchCommand {
         /// Bytes per transfer (suffixes K, M, G).
         #[arg(long, default_value = "64M", value_parser = bench::parse_size)]
         size: u64,
-        /// Timed repetitions per figure (the median is reported).
-        #[arg(long, default_value_t = 7)]
+        /// Timed rounds (each times the reference and every transfer; medians are reported).
+        #[arg(long, default_value_t = 9)]
         iterations: usize,
     },
 }

@@ -58,22 +58,25 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::PAGE_SIZE;
-use crate::topology::{BarKind, EndpointKind, LinkSpec, MMIO_BASE};
+use crate::topology::{BarKind, EndpointKind, LinkSpec};
 use crate::units;
 
 /// The default machine as TOML: copy it and edit it to describe another machine.
 ///
 /// One host bridge `hb0` (not on the p2pdma whitelist, IOMMU translating). Root port 1
-/// leads to switch `sw0` with `accel0`, `accel1` (SG1s) and `nic0` (RDMA NIC) below it;
-/// root port 2 to `accel2`; root port 3 to `nic1`. So peer-to-peer through a switch and
-/// peer-to-peer through the root complex both exist.
+/// leads to switch `sw0` with `accel0`, `accel1` (SG1s), `nic0` (RDMA NIC) and `imp0`
+/// (DMA test importer) below it; root ports 2, 3 and 4 to `accel2`, `nic1` and `imp1`.
+/// So peer-to-peer through a switch and peer-to-peer through the root complex both
+/// exist, for the NICs and for the test importers that stand in for them.
 pub const DEFAULT_MACHINE_TOML: &str = r#"# The default sagrada machine.
 #
 # hb0 ─┬─ rp1 ── sw0 ─┬─ accel0 (SG1)
 #      │              ├─ accel1 (SG1)
-#      │              └─ nic0   (RDMA NIC)
+#      │              ├─ nic0   (RDMA NIC)
+#      │              └─ imp0   (DMA test importer)
 #      ├─ rp2 ── accel2 (SG1)
-#      └─ rp3 ── nic1   (RDMA NIC)
+#      ├─ rp3 ── nic1   (RDMA NIC)
+#      └─ rp4 ── imp1   (DMA test importer)
 
 [host]
 dram = "4 GiB"
@@ -115,6 +118,12 @@ parent = "sw0"
 link = "gen4 x16"
 
 [[device]]
+name = "imp0"
+kind = "importer"
+parent = "sw0"
+link = "gen4 x8"
+
+[[device]]
 name = "accel2"
 kind = "sg1"
 parent = "hb0"
@@ -126,6 +135,12 @@ name = "nic1"
 kind = "rnic"
 parent = "hb0"
 link = "gen4 x16"
+
+[[device]]
+name = "imp1"
+kind = "importer"
+parent = "hb0"
+link = "gen4 x8"
 "#;
 
 /// Host DRAM bandwidth when the description does not give one.
@@ -143,6 +158,8 @@ const DEFAULT_SWITCH_LATENCY_NS: u64 = 100;
 const DEFAULT_HBM: u64 = 1 << 30;
 /// Register BARs of the SG1 and the NIC.
 const REGISTER_BAR_SIZE: u64 = 1 << 20;
+/// BAR0 of the DMA test importer: a page of registers.
+const IMPORTER_BAR_SIZE: u64 = 4096;
 /// Largest BAR this model accepts; keeps every sum of BARs far from overflow.
 const MAX_BAR_SIZE: u64 = 1 << 40;
 /// Root ports are devices 1 to 31 on bus 0 (device 0 is the host bridge itself).
@@ -800,15 +817,16 @@ impl TopologyConfig {
                 ),
             ));
         }
-        if dram > MMIO_BASE {
+        if dram > crate::MSI_BASE {
             return Err(c.err(
                 host.dram.span(),
                 t,
                 "dram",
                 format!(
-                    "host DRAM of {} does not fit below the MMIO space at {MMIO_BASE:#x} ({})",
+                    "host DRAM of {} does not fit below the interrupt window at {:#x} ({})",
                     host.dram.get_ref(),
-                    units::format_size(MMIO_BASE)
+                    crate::MSI_BASE,
+                    units::format_size(crate::MSI_BASE)
                 ),
             ));
         }
@@ -958,12 +976,15 @@ impl TopologyConfig {
                 "sg1" => EndpointKind::Sg1,
                 "rnic" => EndpointKind::Rnic,
                 "endpoint" => EndpointKind::Generic,
+                "importer" => EndpointKind::Importer,
                 other => {
                     return Err(c.err(
                         dev.kind.span(),
                         &t,
                         "kind",
-                        format!("\"{other}\" is not a device kind; use \"sg1\", \"rnic\" or \"endpoint\""),
+                        format!(
+                            "\"{other}\" is not a device kind; use \"sg1\", \"rnic\", \"importer\" or \"endpoint\""
+                        ),
                     ));
                 }
             };
@@ -1024,6 +1045,14 @@ impl TopologyConfig {
                         prefetchable: false,
                     }]
                 }
+                EndpointKind::Importer => {
+                    vec![BarConfig {
+                        index: 0,
+                        size: IMPORTER_BAR_SIZE,
+                        kind: BarKind::Mmio,
+                        prefetchable: false,
+                    }]
+                }
                 EndpointKind::Generic => c.bars(dev.bars.as_ref(), &t)?,
             };
             devices.push(DeviceConfig {
@@ -1048,9 +1077,9 @@ impl TopologyConfig {
         Ok(config)
     }
 
-    /// The default machine: one host bridge; a switch under root port 1 with two SG1s
-    /// and one NIC; one more SG1 and one more NIC each on a root port of their own
-    /// ([`DEFAULT_MACHINE_TOML`]).
+    /// The default machine: one host bridge; a switch under root port 1 with two SG1s,
+    /// a NIC and a test importer; one more of each but the second SG1 on root ports of
+    /// their own ([`DEFAULT_MACHINE_TOML`]).
     pub fn default_machine() -> Self {
         // The text is a constant checked by the unit tests; it cannot fail to parse.
         Self::from_toml_str(DEFAULT_MACHINE_TOML).expect("the built-in default machine parses")
@@ -1204,7 +1233,7 @@ mod tests {
         assert_eq!(c.host.dram, 4 << 30);
         assert_eq!(c.host_bridges.len(), 1);
         assert_eq!(c.switches.len(), 1);
-        assert_eq!(c.devices.len(), 5);
+        assert_eq!(c.devices.len(), 7);
         assert!(!c.host_bridges[0].p2p_whitelist);
         assert!(c.host_bridges[0].iommu_translates);
     }

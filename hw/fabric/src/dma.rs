@@ -30,6 +30,40 @@ use crate::{
     PhysAddr,
 };
 
+/// Start of the window where a device's write is an interrupt message (MSI/MSI-X):
+/// just below the 64-bit MMIO space, so it never overlaps host DRAM.
+pub const MSI_BASE: u64 = crate::topology::MMIO_BASE - MSI_SIZE;
+/// Size of the interrupt window.
+pub const MSI_SIZE: u64 = 1 << 20;
+
+/// Receives interrupt messages: the host's interrupt controller.
+pub trait InterruptSink: Send + Sync {
+    /// A device wrote `data` to interrupt address `addr` (inside the MSI window).
+    fn msi(&self, addr: u64, data: u32);
+}
+
+/// The root complex's interrupt window, seen as a register file: each aligned dword
+/// written is one message.
+#[derive(Default)]
+pub(crate) struct MsiPort {
+    pub(crate) sink: std::sync::OnceLock<Arc<dyn InterruptSink>>,
+}
+
+impl MmioHandler for MsiPort {
+    fn read(&self, _offset: u64, data: &mut [u8]) {
+        // Routing refuses reads of the window before they get here.
+        data.fill(0xff);
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) {
+        let Some(sink) = self.sink.get() else { return };
+        for (i, dword) in data.chunks_exact(4).enumerate() {
+            let value = u32::from_le_bytes([dword[0], dword[1], dword[2], dword[3]]);
+            sink.msi(MSI_BASE + offset + 4 * i as u64, value);
+        }
+    }
+}
+
 /// A device model's registers behind an MMIO BAR.
 pub trait MmioHandler: Send + Sync {
     /// Serves a read of `data.len()` bytes at `offset` into the BAR.
@@ -438,6 +472,28 @@ impl Fabric {
         };
 
         let host_bridge = self.functions[root_port.0 as usize].host_bridge.0 as usize;
+        if (MSI_BASE..MSI_BASE + MSI_SIZE).contains(&addr) {
+            // Interrupt messages are claimed by the root complex before any DMA
+            // remapping, as x86 does with its 0xFEEx_xxxx window.
+            return match (access, self.msi.sink.get()) {
+                (Access::Write, Some(_)) => Ok(Route {
+                    sink: Sink::Mmio(&self.msi, addr - MSI_BASE),
+                    len: limit.min(MSI_BASE + MSI_SIZE - addr),
+                    up,
+                    down_dev: initiator,
+                    down: 0,
+                    switch_ns,
+                    rc: Some(host_bridge),
+                    rc_p2p: false,
+                    dram: false,
+                }),
+                _ => Err(fault(
+                    FaultReason::Unclaimed,
+                    Some(addr),
+                    limit.min(MSI_SIZE),
+                )),
+            };
+        }
         let (bus, covered) = self
             .translate(initiator, addr, limit, access)
             .map_err(|(reason, len)| fault(reason, None, len))?;
@@ -789,6 +845,15 @@ impl Fabric {
             .handler
             .set(handler)
             .map_err(|_| format!("BAR{bar} of {} already has a device model attached", f.name))
+    }
+
+    /// Connects the host's interrupt controller (once); until then a device's interrupt
+    /// message is an Unsupported Request.
+    pub fn set_interrupt_sink(&self, sink: Arc<dyn InterruptSink>) -> Result<(), String> {
+        self.msi
+            .sink
+            .set(sink)
+            .map_err(|_| "the interrupt controller is already connected".to_owned())
     }
 
     /// A snapshot of all counters.

@@ -29,6 +29,9 @@
 //!   TLP overhead, latency per link, switch, root complex and DRAM; root-complex
 //!   peer-to-peer forwarding and DRAM bandwidth limits), so a transfer reports the
 //!   device time it would take; functional results never depend on timing.
+//! - **Interrupts as messages**: a device raises an MSI by writing a dword into the
+//!   window at [`MSI_BASE`], which the root complex claims before any DMA remapping and
+//!   hands to the host's [`InterruptSink`].
 //! - Text views of the tree and the p2pdma matrix ([`render_tree`],
 //!   [`render_p2p_matrix`]).
 //!
@@ -40,8 +43,7 @@
 //! devices, SR-IOV, hot plug, link training and power states, flow-control credits,
 //! ordering rules between TLPs, contention between concurrent transfers (each transfer
 //! is timed as if alone), ATS and the IOTLB, the kernel's p2pdma exception for CPUs
-//! that forward between any root ports, and interrupts (the device crates add them as
-//! they need).
+//! that forward between any root ports, and interrupt remapping.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -64,7 +66,9 @@ mod topology;
 mod units;
 
 pub use config::{ConfigError, DEFAULT_MACHINE_TOML, TopologyConfig};
-pub use dma::{Counters, DmaError, DmaReport, LinkCounters, MmioHandler};
+pub use dma::{
+    Counters, DmaError, DmaReport, InterruptSink, LinkCounters, MSI_BASE, MSI_SIZE, MmioHandler,
+};
 pub use iommu::{Fault, FaultReason, IOVA_END, IommuError};
 pub use p2pdma::{P2pDistance, P2pMapType};
 pub use render::{render_p2p_matrix, render_tree};

@@ -18,6 +18,7 @@ fn role(f: &PciFunction) -> &'static str {
         FunctionKind::Endpoint(EndpointKind::Sg1) => "SG1 accelerator",
         FunctionKind::Endpoint(EndpointKind::Rnic) => "RDMA NIC",
         FunctionKind::Endpoint(EndpointKind::Generic) => "endpoint",
+        FunctionKind::Endpoint(EndpointKind::Importer) => "DMA test importer",
     }
 }
 

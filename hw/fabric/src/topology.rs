@@ -46,6 +46,8 @@ pub mod ids {
     pub const RNIC_DEVICE_ID: u16 = 0x0101;
     /// Device ID of a generic endpoint.
     pub const GENERIC_DEVICE_ID: u16 = 0x0f00;
+    /// Device ID of the DMA test importer.
+    pub const IMPORTER_DEVICE_ID: u16 = 0x0f01;
     /// Device ID of a root port.
     pub const ROOT_PORT_DEVICE_ID: u16 = 0x0a01;
     /// Device ID of a switch upstream port.
@@ -60,6 +62,8 @@ pub mod ids {
     pub const CLASS_PCI_BRIDGE: u32 = 0x06_04_00;
     /// Class code: device that fits no defined class.
     pub const CLASS_UNCLASSIFIED: u32 = 0xff_00_00;
+    /// Class code: other system peripheral (the DMA test importer).
+    pub const CLASS_SYSTEM_PERIPHERAL: u32 = 0x08_80_00;
 }
 
 /// What kind of endpoint a PCI function is.
@@ -71,6 +75,9 @@ pub enum EndpointKind {
     Rnic,
     /// An endpoint with the BARs its configuration lists.
     Generic,
+    /// The DMA test importer (BAR0 registers): a device that imports dma-bufs and DMAs
+    /// to them, standing in for a NIC the way Habana's tests use a fake importer.
+    Importer,
 }
 
 /// The role of a PCI function in the tree.
@@ -292,6 +299,8 @@ pub struct Fabric {
     /// Per function: the latest faults, oldest first.
     pub(crate) fault_logs: Vec<Mutex<std::collections::VecDeque<crate::Fault>>>,
     names: HashMap<String, DeviceId>,
+    /// The root complexes' interrupt window.
+    pub(crate) msi: crate::dma::MsiPort,
 }
 
 impl std::fmt::Debug for Fabric {
@@ -1017,6 +1026,7 @@ impl Builder<'_> {
             domains,
             fault_logs,
             names,
+            msi: crate::dma::MsiPort::default(),
         })
     }
 }
@@ -1047,6 +1057,11 @@ fn identity(kind: FunctionKind) -> (u16, u16, u32) {
         FunctionKind::Endpoint(EndpointKind::Generic) => {
             (SAGRADA_VENDOR_ID, GENERIC_DEVICE_ID, CLASS_UNCLASSIFIED)
         }
+        FunctionKind::Endpoint(EndpointKind::Importer) => (
+            SAGRADA_VENDOR_ID,
+            IMPORTER_DEVICE_ID,
+            CLASS_SYSTEM_PERIPHERAL,
+        ),
     }
 }
 

@@ -819,3 +819,68 @@ hbm = "64 MiB"
     assert!(matches!(err, DmaError::Fault(f) if f.addr.raw() == c2.bus.raw() + c2.size));
     assert_eq!(read(m.hbm("c"), c2.size - 4, 4), [5; 4]);
 }
+
+mod interrupts {
+    use std::sync::{Arc, Mutex};
+
+    use sagrada_hw_fabric::{DmaError, Fabric, FaultReason, InterruptSink, Iova, MSI_BASE};
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(u64, u32)>>);
+
+    impl InterruptSink for Recorder {
+        fn msi(&self, addr: u64, data: u32) {
+            self.0.lock().unwrap().push((addr, data));
+        }
+    }
+
+    #[test]
+    fn a_write_to_the_msi_window_is_delivered_as_an_interrupt() {
+        let fabric = Fabric::default_machine().unwrap();
+        let recorder = Arc::new(Recorder::default());
+        fabric.set_interrupt_sink(recorder.clone()).unwrap();
+        assert!(
+            fabric.set_interrupt_sink(recorder.clone()).is_err(),
+            "connected once"
+        );
+        let accel0 = fabric.find("accel0").unwrap();
+        let before = fabric.counters();
+        let report = fabric
+            .dma_write(accel0, Iova(MSI_BASE + 0x40), &0x1234_5678u32.to_le_bytes())
+            .unwrap();
+        assert_eq!(
+            *recorder.0.lock().unwrap(),
+            vec![(MSI_BASE + 0x40, 0x1234_5678)]
+        );
+        assert!(report.through_root_complex && !report.host_dram);
+        let delta = fabric.counters().since(&before);
+        assert_eq!(
+            delta.total_link_bytes(),
+            8,
+            "4 bytes up each of the two links to the root"
+        );
+        assert_eq!(delta.host_dram_write_bytes, 0);
+    }
+
+    #[test]
+    fn msi_reads_and_messages_without_a_controller_are_refused() {
+        let fabric = Fabric::default_machine().unwrap();
+        let nic1 = fabric.find("nic1").unwrap();
+        let refused = |r: Result<_, DmaError>| match r {
+            Err(DmaError::Fault(f)) => f.reason,
+            other => panic!("expected a fault, got {other:?}"),
+        };
+        assert_eq!(
+            refused(fabric.dma_write(nic1, Iova(MSI_BASE), &[0; 4])),
+            FaultReason::Unclaimed
+        );
+        fabric
+            .set_interrupt_sink(Arc::new(Recorder::default()))
+            .unwrap();
+        assert_eq!(
+            refused(fabric.dma_read(nic1, Iova(MSI_BASE), &mut [0; 4])),
+            FaultReason::Unclaimed
+        );
+        assert_eq!(fabric.faults(nic1).len(), 2);
+    }
+}

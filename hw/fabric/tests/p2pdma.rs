@@ -96,9 +96,9 @@ fn the_matrix_covers_every_pair_and_explains_refusals() {
     let fabric = machine(false, false);
     let endpoints: Vec<_> = fabric.endpoints().map(|f| f.id).collect();
     let matrix = fabric.p2pdma_matrix(&endpoints);
-    assert_eq!(matrix.len(), 5);
+    assert_eq!(matrix.len(), 7);
     for (i, row) in matrix.iter().enumerate() {
-        assert_eq!(row.len(), 5);
+        assert_eq!(row.len(), 7);
         assert_eq!(row[i].distance, Some(0));
         for (j, d) in row.iter().enumerate() {
             assert_eq!(
@@ -113,7 +113,7 @@ fn the_matrix_covers_every_pair_and_explains_refusals() {
         "{text}"
     );
     assert!(!text.contains("accel0 ↔ nic0"), "{text}");
-    assert_eq!(text.matches(": refused: ").count(), 7, "{text}");
+    assert_eq!(text.matches(": refused: ").count(), 15, "{text}");
 
     let text = render_p2p_matrix(&machine(true, false));
     assert!(text.contains("4 hb"), "{text}");

@@ -19,15 +19,19 @@ fn bdfs_follow_depth_first_bus_numbering() {
         ("0000:00:01.0", "hb0.rp1"),
         ("0000:00:02.0", "hb0.rp2"),
         ("0000:00:03.0", "hb0.rp3"),
+        ("0000:00:04.0", "hb0.rp4"),
         ("0000:01:00.0", "sw0.up"),
         ("0000:02:00.0", "sw0.dp0"),
         ("0000:02:01.0", "sw0.dp1"),
         ("0000:02:02.0", "sw0.dp2"),
+        ("0000:02:03.0", "sw0.dp3"),
         ("0000:03:00.0", "accel0"),
         ("0000:04:00.0", "accel1"),
         ("0000:05:00.0", "nic0"),
-        ("0000:06:00.0", "accel2"),
-        ("0000:07:00.0", "nic1"),
+        ("0000:06:00.0", "imp0"),
+        ("0000:07:00.0", "accel2"),
+        ("0000:08:00.0", "nic1"),
+        ("0000:09:00.0", "imp1"),
     ];
     let got: Vec<(String, &str)> = fabric
         .functions()
@@ -43,10 +47,10 @@ fn bdfs_follow_depth_first_bus_numbering() {
         let w = fabric.function(id(&fabric, name)).window.clone().unwrap();
         (w.secondary_bus, w.subordinate_bus)
     };
-    assert_eq!(buses("hb0.rp1"), (1, 5));
-    assert_eq!(buses("sw0.up"), (2, 5));
+    assert_eq!(buses("hb0.rp1"), (1, 6));
+    assert_eq!(buses("sw0.up"), (2, 6));
     assert_eq!(buses("sw0.dp1"), (4, 4));
-    assert_eq!(buses("hb0.rp3"), (7, 7));
+    assert_eq!(buses("hb0.rp3"), (8, 8));
 }
 
 #[test]
@@ -70,15 +74,21 @@ fn functions_carry_their_identity_and_place_in_the_tree() {
     assert_eq!(up.upstream_bridge, Some(id(&fabric, "hb0.rp1")));
     let rp1 = fabric.function(id(&fabric, "hb0.rp1"));
     assert_eq!(rp1.upstream_bridge, None);
-    assert_eq!(fabric.host_bridges()[0].root_ports.len(), 3);
+    assert_eq!(fabric.host_bridges()[0].root_ports.len(), 4);
+    let imp0 = fabric.function(id(&fabric, "imp0"));
+    assert_eq!(imp0.kind, FunctionKind::Endpoint(EndpointKind::Importer));
+    assert_eq!(
+        (imp0.device_id, imp0.class_code, imp0.bars.len()),
+        (ids::IMPORTER_DEVICE_ID, ids::CLASS_SYSTEM_PERIPHERAL, 1)
+    );
     assert_eq!(
         fabric
             .endpoints()
             .map(|f| f.name.as_str())
             .collect::<Vec<_>>(),
-        ["accel0", "accel1", "nic0", "accel2", "nic1"]
+        ["accel0", "accel1", "nic0", "imp0", "accel2", "nic1", "imp1"]
     );
-    assert_eq!(fabric.children(id(&fabric, "sw0.up")).len(), 3);
+    assert_eq!(fabric.children(id(&fabric, "sw0.up")).len(), 4);
 }
 
 #[test]
@@ -198,8 +208,10 @@ fn links_are_named_by_their_ends() {
             "sw0.dp0 — accel0",
             "sw0.dp1 — accel1",
             "sw0.dp2 — nic0",
+            "sw0.dp3 — imp0",
             "hb0.rp2 — accel2",
-            "hb0.rp3 — nic1"
+            "hb0.rp3 — nic1",
+            "hb0.rp4 — imp1"
         ]
     );
     let accel0 = id(&fabric, "accel0");
@@ -281,12 +293,13 @@ fn the_tree_renders_every_function_and_bar_deterministically() {
         "hb0 — host bridge, segment 0000, IOMMU translating, not on the p2pdma whitelist",
         "0000:00:01.0 hb0.rp1 — root port [5347:0a01]",
         "0000:03:00.0 accel0 — SG1 accelerator [5347:0001] class 120000, gen4 x16",
-        "0000:07:00.0 nic1 — RDMA NIC [5347:0101] class 020000",
+        "0000:08:00.0 nic1 — RDMA NIC [5347:0101] class 020000",
+        "0000:06:00.0 imp0 — DMA test importer [5347:0f01] class 088000, gen4 x8",
         "BAR2   0x004000000000-0x00403fffffff  1 GiB    memory  64-bit prefetchable",
         "mmio    64-bit non-prefetchable",
         "window 0x004000000000-",
     ] {
         assert!(tree.contains(needle), "{needle:?} missing from\n{tree}");
     }
-    assert_eq!(tree.matches("BAR").count(), 8);
+    assert_eq!(tree.matches("BAR").count(), 10);
 }

@@ -79,6 +79,8 @@ pub struct Kernel {
     processes: Mutex<BTreeMap<Pid, Arc<Process>>>,
     next_pid: AtomicU32,
     devices: RwLock<BTreeMap<String, Arc<dyn CharDevice>>>,
+    pub(crate) irqs: crate::irq::Irqs,
+    pub(crate) dma_params: crate::dma::DmaParams,
 }
 
 impl fmt::Debug for Kernel {
@@ -90,17 +92,28 @@ impl fmt::Debug for Kernel {
 }
 
 impl Kernel {
-    /// Boots a kernel on `fabric`, owning its host DRAM.
+    /// Boots a kernel on `fabric`, owning its host DRAM and its interrupt window.
+    ///
+    /// # Panics
+    ///
+    /// If the fabric already has an interrupt controller (one kernel per machine).
     pub fn new(fabric: Arc<Fabric>) -> Arc<Self> {
         let frames = FrameAllocator::new(fabric.host_memory().clone(), fabric.host_dram());
-        Arc::new_cyclic(|me| Self {
+        let kernel = Arc::new_cyclic(|me| Self {
             me: me.clone(),
             fabric,
             frames,
             processes: Mutex::new(BTreeMap::new()),
             next_pid: AtomicU32::new(1),
             devices: RwLock::new(BTreeMap::new()),
-        })
+            irqs: crate::irq::Irqs::default(),
+            dma_params: crate::dma::DmaParams::default(),
+        });
+        let controller = Arc::new(crate::irq::Controller(kernel.downgrade()));
+        if let Err(e) = kernel.fabric.set_interrupt_sink(controller) {
+            panic!("booting a second kernel on one machine: {e}");
+        }
+        kernel
     }
 
     /// A weak reference to this kernel, for objects that outlive a syscall (a buffer

@@ -10,6 +10,11 @@
 //! the kernel's page allocator, so a device can DMA to a user buffer and the link
 //! counters see it.
 //!
+//! Drivers get the DMA API (coherent buffers, pinned user pages, per-device DMA
+//! parameters) and interrupts: the kernel is the fabric's interrupt controller, and a
+//! handler requested with [`Kernel::request_irq`] runs when its device writes the MSI
+//! message it was given.
+//!
 //! Files are reference counted (`Arc<File>`); an fd, a mapping or a kernel object may
 //! hold one, and the file is released when the last goes (Linux's last `fput`).
 //!
@@ -22,9 +27,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod dma;
 mod errno;
 mod file;
 pub mod ioctl;
+mod irq;
 mod kernel;
 mod mm;
 mod process;
@@ -33,8 +40,10 @@ mod time;
 mod vm;
 mod wait;
 
+pub use dma::{DEFAULT_MAX_SEG_SIZE, DmaCoherent, PinnedPages};
 pub use errno::{Errno, KResult};
 pub use file::{File, FileOps, OpenFlags, Prot, Whence};
+pub use irq::{IrqHandler, IrqStat, MsiMessage};
 pub use kernel::{CharDevice, Kernel, MapFlags, PollFd};
 pub use mm::{FrameAllocator, page_align};
 pub use process::{Fd, NOFILE, Pid, Process};

@@ -6,7 +6,7 @@
 //! megabyte is never handed out, as on a PC, which also keeps physical address 0 out of
 //! circulation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use sagrada_hw_fabric::{Memory, PAGE_SIZE, PhysAddr, PhysRange};
@@ -24,6 +24,22 @@ pub struct FrameAllocator {
     range: PhysRange,
     /// start → length of each free extent; extents never touch (they are merged).
     free: Mutex<BTreeMap<u64, u64>>,
+    /// Pinned pages (page address → pin count), and the pinned pages whose owner has
+    /// freed them: they are freed when the last pin goes.
+    pins: Mutex<Pins>,
+}
+
+#[derive(Debug, Default)]
+struct Pins {
+    count: HashMap<u64, u32>,
+    orphaned: HashSet<u64>,
+}
+
+/// The page-aligned pages an extent touches.
+fn pages(e: &PhysRange) -> impl Iterator<Item = u64> {
+    let first = e.start.raw() / PAGE_SIZE * PAGE_SIZE;
+    let end = e.start.raw() + e.len;
+    (first..end).step_by(PAGE_SIZE as usize)
 }
 
 /// Rounds `bytes` up to whole pages, or `None` on overflow.
@@ -48,6 +64,7 @@ impl FrameAllocator {
             memory,
             range,
             free: Mutex::new(free),
+            pins: Mutex::new(Pins::default()),
         }
     }
 
@@ -93,9 +110,72 @@ impl FrameAllocator {
         Ok(extents)
     }
 
+    /// Pins the pages behind `extents`: a later [`FrameAllocator::free`] of them is
+    /// deferred until they are unpinned.
+    pub fn pin(&self, extents: &[PhysRange]) {
+        let mut pins = lock(&self.pins);
+        for page in extents.iter().flat_map(pages) {
+            *pins.count.entry(page).or_insert(0) += 1;
+        }
+    }
+
+    /// Drops pins taken by [`FrameAllocator::pin`], freeing pages whose owner already
+    /// freed them.
+    pub fn unpin(&self, extents: &[PhysRange]) {
+        let mut release = Vec::new();
+        {
+            let mut pins = lock(&self.pins);
+            for page in extents.iter().flat_map(pages) {
+                let Some(n) = pins.count.get_mut(&page) else {
+                    continue;
+                };
+                *n -= 1;
+                if *n == 0 {
+                    pins.count.remove(&page);
+                    if pins.orphaned.remove(&page) {
+                        release.push(PhysRange {
+                            start: PhysAddr(page),
+                            len: PAGE_SIZE,
+                        });
+                    }
+                }
+            }
+        }
+        self.release(&release);
+    }
+
+    /// Pages currently pinned.
+    pub fn pinned_pages(&self) -> usize {
+        lock(&self.pins).count.len()
+    }
+
     /// Returns extents obtained from [`FrameAllocator::alloc`]; their contents are
-    /// discarded first.
+    /// discarded first. Pinned pages stay allocated until their last pin goes.
     pub fn free(&self, extents: &[PhysRange]) {
+        let mut now = Vec::new();
+        {
+            let mut pins = lock(&self.pins);
+            if pins.count.is_empty() {
+                now.extend_from_slice(extents);
+            } else {
+                for e in extents {
+                    for page in pages(e) {
+                        if pins.count.contains_key(&page) {
+                            pins.orphaned.insert(page);
+                        } else {
+                            now.push(PhysRange {
+                                start: PhysAddr(page),
+                                len: PAGE_SIZE,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        self.release(&now);
+    }
+
+    fn release(&self, extents: &[PhysRange]) {
         for e in extents {
             let offset = e.start.raw() - self.range.start.raw();
             if let Err(err) = self.memory.discard(offset, e.len) {
@@ -187,6 +267,28 @@ mod tests {
         a.free(&p[2]);
         a.free(&p[1]);
         assert_eq!(a.alloc(3 * PAGE_SIZE, true).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn pinned_pages_outlive_their_free() {
+        let a = allocator(RESERVED_LOW + 2 * PAGE_SIZE);
+        let e = a.alloc(2 * PAGE_SIZE, true).unwrap();
+        a.memory
+            .fill(e[0].start.raw(), 2 * PAGE_SIZE, 0x11)
+            .unwrap();
+        let second = PhysRange {
+            start: PhysAddr(e[0].start.raw() + PAGE_SIZE + 100),
+            len: 8,
+        };
+        a.pin(&[second]);
+        a.free(&e);
+        assert_eq!(a.free_bytes(), PAGE_SIZE, "the pinned page is not free yet");
+        let mut byte = [0u8];
+        a.memory.read(second.start.raw(), &mut byte).unwrap();
+        assert_eq!(byte, [0x11], "and keeps its data for the device");
+        a.unpin(&[second]);
+        assert_eq!(a.free_bytes(), 2 * PAGE_SIZE);
+        assert_eq!(a.pinned_pages(), 0);
     }
 
     #[test]

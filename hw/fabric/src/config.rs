@@ -823,7 +823,7 @@ impl TopologyConfig {
                 t,
                 "dram",
                 format!(
-                    "host DRAM of {} does not fit below the interrupt window at {:#x} ({})",
+                    "host DRAM of {} does not fit below the interrupt window and MMIO space at {:#x} ({})",
                     host.dram.get_ref(),
                     crate::MSI_BASE,
                     units::format_size(crate::MSI_BASE)

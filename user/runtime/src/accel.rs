@@ -1,0 +1,396 @@
+//! The SG1 from user space: device memory, pinned host memory, copies through the DMA
+//! engines, streams and events, and dma-buf export, over the driver's uAPI.
+//!
+//! Command buffers are built here and live in a pool of host memory mapped into the
+//! device (a user pointer mapping), as habanalabs user space does with its CBs.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use sagrada_hw_accel_abi::packet::{DmaDir, MsgOp, Packet};
+use sagrada_hw_accel_abi::{QUEUE_DMA0, QUEUE_DMA1};
+use sagrada_kernel_accel::uapi::*;
+use sagrada_kernel_core::lock;
+use sagrada_sys::{Errno, Fd, OpenFlags, Process, UserPtr};
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+/// The first DMA engine.
+pub const DMA0: u32 = QUEUE_DMA0;
+/// The second DMA engine.
+pub const DMA1: u32 = QUEUE_DMA1;
+
+/// Bytes of one command-buffer slot.
+const CB_SLOT: u64 = 4096;
+/// Slots in the pool.
+const CB_SLOTS: u64 = 256;
+
+/// Device memory: an allocation mapped at `va`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceMemory {
+    /// The allocation's handle.
+    pub handle: u64,
+    /// Its device VA.
+    pub va: u64,
+    /// Bytes (rounded up to the device page).
+    pub size: u64,
+}
+
+/// Host memory pinned and mapped for the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostMemory {
+    /// Where the process sees it.
+    pub ptr: UserPtr,
+    /// Where the device sees it.
+    pub va: u64,
+    /// Bytes.
+    pub size: u64,
+}
+
+/// The outcome of a submission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CsOutcome {
+    /// Done; device time of completion in ns.
+    Completed {
+        /// Device time, ns.
+        device_time_ns: u64,
+    },
+    /// Aborted: the negative errno of the cause and its address or packet offset.
+    Aborted {
+        /// `-EFAULT`, `-EINVAL`, `-EPERM` or `-ECANCELED`.
+        error: i32,
+        /// Faulting VA or packet offset.
+        info: u64,
+    },
+    /// Still running when the timeout expired.
+    Busy,
+}
+
+impl CsOutcome {
+    /// `Ok` for a completed submission, else the errno of its failure (`ETIMEDOUT`
+    /// while still busy).
+    pub fn ok(self) -> Result<u64, Errno> {
+        match self {
+            CsOutcome::Completed { device_time_ns } => Ok(device_time_ns),
+            CsOutcome::Aborted { error, .. } => Err(Errno::new(-error).unwrap_or(Errno::EIO)),
+            CsOutcome::Busy => Err(Errno::ETIMEDOUT),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct CbPool {
+    base: HostMemory,
+    free: Vec<u64>,
+    /// Slots in flight, by the submission that uses them, oldest first.
+    busy: VecDeque<(u64, Vec<u64>)>,
+}
+
+/// An open SG1 (one context).
+#[derive(Debug)]
+pub struct Device<'p> {
+    p: &'p Process,
+    fd: Fd,
+    info: HwIpInfo,
+    ctx: ContextInfo,
+    cbs: Mutex<Option<CbPool>>,
+    sobs: Mutex<Vec<u32>>,
+}
+
+fn mem_args(op: u32) -> MemArgs {
+    MemArgs { op, ..Default::default() }
+}
+
+impl<'p> Device<'p> {
+    /// Opens `/dev/accel/accel{index}`.
+    pub fn open(p: &'p Process, index: u32) -> Result<Self, Errno> {
+        let fd = p.open(&format!("/dev/accel/accel{index}"), OpenFlags::RDWR.union(OpenFlags::CLOEXEC))?;
+        let mut dev = Self { p, fd, info: HwIpInfo::default(), ctx: ContextInfo::default(), cbs: Mutex::new(None), sobs: Mutex::new(Vec::new()) };
+        dev.info = dev.query(INFO_HW_IP)?;
+        dev.ctx = dev.query(INFO_CONTEXT)?;
+        *lock(&dev.sobs) = (dev.ctx.sob_base..dev.ctx.sob_base + dev.ctx.sob_count).rev().collect();
+        Ok(dev)
+    }
+
+    /// The device fd.
+    pub fn fd(&self) -> Fd {
+        self.fd
+    }
+
+    /// The process.
+    pub fn process(&self) -> &'p Process {
+        self.p
+    }
+
+    /// The device's properties.
+    pub fn info(&self) -> &HwIpInfo {
+        &self.info
+    }
+
+    /// This context's address space and sync objects.
+    pub fn context(&self) -> &ContextInfo {
+        &self.ctx
+    }
+
+    /// INFO of type `T` for operation `op`.
+    pub fn query<T: FromBytes + IntoBytes + Immutable>(&self, op: u32) -> Result<T, Errno> {
+        let size = size_of::<T>() as u64;
+        let buf = self.p.mmap_anon(size)?;
+        let mut args = InfoArgs { return_pointer: buf.0, return_size: size as u32, op };
+        let result = self.p.ioctl_with(self.fd, SG1_IOCTL_INFO, &mut args).and_then(|_| {
+            let mut value = T::new_zeroed();
+            self.p.read_mem(buf, value.as_mut_bytes())?;
+            Ok(value)
+        });
+        self.p.munmap(buf, size)?;
+        result
+    }
+
+    fn memory(&self, args: &mut MemArgs) -> Result<(), Errno> {
+        self.p.ioctl_with(self.fd, SG1_IOCTL_MEMORY, args).map(drop)
+    }
+
+    /// Allocates device memory and maps it.
+    pub fn alloc(&self, size: u64, contiguous: bool) -> Result<DeviceMemory, Errno> {
+        let mut a = MemArgs { size, flags: if contiguous { MEM_CONTIGUOUS } else { 0 }, ..mem_args(MEM_OP_ALLOC) };
+        self.memory(&mut a)?;
+        let handle = a.out_handle;
+        let mut m = MemArgs { handle, ..mem_args(MEM_OP_MAP) };
+        if let Err(e) = self.memory(&mut m) {
+            let _ = self.memory(&mut MemArgs { handle, ..mem_args(MEM_OP_FREE) });
+            return Err(e);
+        }
+        let size = size.div_ceil(self.info.dram_page_size) * self.info.dram_page_size;
+        Ok(DeviceMemory { handle, va: m.out_addr, size })
+    }
+
+    /// Unmaps and frees device memory (`EINVAL` while it is exported).
+    pub fn free(&self, mem: DeviceMemory) -> Result<(), Errno> {
+        self.memory(&mut MemArgs { addr: mem.va, ..mem_args(MEM_OP_UNMAP) })?;
+        self.memory(&mut MemArgs { handle: mem.handle, ..mem_args(MEM_OP_FREE) })
+    }
+
+    /// Maps `size` bytes of the process's memory at `ptr` for the device.
+    pub fn map_host(&self, ptr: UserPtr, size: u64) -> Result<u64, Errno> {
+        let mut a = MemArgs { addr: ptr.0, size, ..mem_args(MEM_OP_MAP_USERPTR) };
+        self.memory(&mut a)?;
+        Ok(a.out_addr)
+    }
+
+    /// Unmaps a device VA.
+    pub fn unmap(&self, va: u64) -> Result<(), Errno> {
+        self.memory(&mut MemArgs { addr: va, ..mem_args(MEM_OP_UNMAP) })
+    }
+
+    /// Allocates host memory and maps it for the device ("pinned host memory").
+    pub fn host_alloc(&self, size: u64) -> Result<HostMemory, Errno> {
+        let ptr = self.p.mmap_anon(size)?;
+        match self.map_host(ptr, size) {
+            Ok(va) => Ok(HostMemory { ptr, va, size }),
+            Err(e) => {
+                let _ = self.p.munmap(ptr, size);
+                Err(e)
+            }
+        }
+    }
+
+    /// Unmaps and frees pinned host memory.
+    pub fn host_free(&self, mem: HostMemory) -> Result<(), Errno> {
+        self.unmap(mem.va)?;
+        self.p.munmap(mem.ptr, mem.size)
+    }
+
+    /// `EXPORT_DMABUF_FD`: a dma-buf of `size` bytes at `offset` into `mem`.
+    pub fn export_dmabuf(&self, mem: &DeviceMemory, offset: u64, size: u64) -> Result<Fd, Errno> {
+        let flags = OpenFlags::RDWR.union(OpenFlags::CLOEXEC).0;
+        let mut a = MemArgs { addr: mem.va, size, offset, flags, ..mem_args(MEM_OP_EXPORT_DMABUF_FD) };
+        self.memory(&mut a)?;
+        Ok(a.out_fd)
+    }
+
+    fn cb_slot(&self) -> Result<u64, Errno> {
+        let mut cbs = lock(&self.cbs);
+        if cbs.is_none() {
+            let base = self.host_alloc(CB_SLOT * CB_SLOTS)?;
+            let free = (0..CB_SLOTS).rev().map(|i| base.va + i * CB_SLOT).collect();
+            *cbs = Some(CbPool { base, free, busy: VecDeque::new() });
+        }
+        loop {
+            let pool = cbs.as_mut().ok_or(Errno::EIO)?;
+            if let Some(slot) = pool.free.pop() {
+                return Ok(slot);
+            }
+            // Every slot is in flight: the oldest submission gives its slots back.
+            let (seq, slots) = pool.busy.pop_front().ok_or(Errno::ENOMEM)?;
+            drop(cbs);
+            self.wait(seq, Duration::MAX)?;
+            cbs = lock(&self.cbs);
+            cbs.as_mut().ok_or(Errno::EIO)?.free.extend(slots);
+        }
+    }
+
+    /// Submits one job per `(queue, packets)` as one submission; returns its sequence
+    /// number and, if asked, a sync_file fd signalled at completion.
+    pub fn submit(&self, jobs: &[(u32, &[Packet])], out_fence: bool) -> Result<(u64, Option<Fd>), Errno> {
+        let mut chunks = Vec::with_capacity(jobs.len());
+        let mut slots = Vec::new();
+        for (queue, packets) in jobs {
+            let mut bytes = Vec::new();
+            for p in *packets {
+                p.encode_into(&mut bytes);
+            }
+            if bytes.len() as u64 > CB_SLOT {
+                return Err(Errno::E2BIG);
+            }
+            let slot = self.cb_slot()?;
+            slots.push(slot);
+            let ptr = self.cb_ptr(slot)?;
+            self.p.write_mem(ptr, &bytes)?;
+            chunks.push(CsChunk { queue: *queue, cb_size: bytes.len() as u32, cb_addr: slot });
+        }
+        let chunk_mem = self.p.mmap_anon((chunks.len() * size_of::<CsChunk>()) as u64)?;
+        self.p.write_mem(chunk_mem, chunks.as_bytes())?;
+        let mut args = CsArgs {
+            chunks: chunk_mem.0,
+            num_chunks: chunks.len() as u32,
+            flags: if out_fence { CS_FLAG_OUT_FENCE } else { 0 },
+            ..Default::default()
+        };
+        let result = self.p.ioctl_with(self.fd, SG1_IOCTL_CS, &mut args);
+        self.p.munmap(chunk_mem, (chunks.len() * size_of::<CsChunk>()) as u64)?;
+        let mut cbs = lock(&self.cbs);
+        let pool = cbs.as_mut().ok_or(Errno::EIO)?;
+        if let Err(e) = result {
+            pool.free.extend(slots);
+            return Err(e);
+        }
+        pool.busy.push_back((args.seq, slots));
+        Ok((args.seq, (args.fence_fd >= 0).then_some(args.fence_fd)))
+    }
+
+    fn cb_ptr(&self, slot_va: u64) -> Result<UserPtr, Errno> {
+        let cbs = lock(&self.cbs);
+        let base = cbs.as_ref().ok_or(Errno::EIO)?.base;
+        UserPtr(base.ptr.0).checked_add(slot_va - base.va).ok_or(Errno::EFAULT)
+    }
+
+    /// `WAIT_CS` (a timeout of `Duration::MAX` waits for ever).
+    pub fn wait(&self, seq: u64, timeout: Duration) -> Result<CsOutcome, Errno> {
+        let timeout_us = u64::try_from(timeout.as_micros()).unwrap_or(u64::MAX);
+        let mut args = WaitCsArgs { seq, timeout_us, ..Default::default() };
+        self.p.ioctl_with(self.fd, SG1_IOCTL_WAIT_CS, &mut args)?;
+        let outcome = match args.status {
+            CS_STATUS_COMPLETED => CsOutcome::Completed { device_time_ns: args.device_time_ns },
+            CS_STATUS_ABORTED => CsOutcome::Aborted { error: args.error, info: args.error_info },
+            _ => CsOutcome::Busy,
+        };
+        if outcome != CsOutcome::Busy {
+            let mut cbs = lock(&self.cbs);
+            if let Some(pool) = cbs.as_mut()
+                && let Some(i) = pool.busy.iter().position(|(s, _)| *s == seq)
+                && let Some((_, slots)) = pool.busy.remove(i)
+            {
+                pool.free.extend(slots);
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Runs packets on a queue and waits for them.
+    pub fn run(&self, queue: u32, packets: &[Packet]) -> Result<CsOutcome, Errno> {
+        let (seq, _) = self.submit(&[(queue, packets)], false)?;
+        self.wait(seq, Duration::MAX)
+    }
+
+    /// Copies `size` bytes between device VAs (device or host memory) on DMA0 and
+    /// waits; returns the device time of completion.
+    pub fn copy(&self, dst: u64, src: u64, size: u64, dir: DmaDir) -> Result<u64, Errno> {
+        self.run(DMA0, &[Packet::LinDma { src, dst, size, dir }])?.ok()
+    }
+
+    /// A stream of work on one DMA engine.
+    pub fn stream(&self, queue: u32) -> Stream<'_, 'p> {
+        Stream { dev: self, queue, last: Mutex::new(0) }
+    }
+
+    /// A sync object of this context for an event.
+    pub fn event(&self) -> Result<Event, Errno> {
+        let sob = lock(&self.sobs).pop().ok_or(Errno::ENOSPC)?;
+        Ok(Event { sob, target: Mutex::new(0), seq: Mutex::new(0) })
+    }
+
+    /// `SG1_IOCTL_RESET`.
+    pub fn reset(&self, hard: bool) -> Result<(), Errno> {
+        let kind = if hard { RESET_HARD } else { RESET_SOFT };
+        self.p.ioctl_with(self.fd, SG1_IOCTL_RESET, &mut ResetArgs { kind, pad: 0 }).map(drop)
+    }
+
+    /// Closes the device (the context goes with the last reference to it).
+    pub fn close(self) -> Result<(), Errno> {
+        self.p.close(self.fd)
+    }
+}
+
+/// Work queued in order on one engine.
+#[derive(Debug)]
+pub struct Stream<'d, 'p> {
+    dev: &'d Device<'p>,
+    queue: u32,
+    last: Mutex<u64>,
+}
+
+impl Stream<'_, '_> {
+    /// Queues packets without waiting.
+    pub fn enqueue(&self, packets: &[Packet]) -> Result<u64, Errno> {
+        let (seq, _) = self.dev.submit(&[(self.queue, packets)], false)?;
+        *lock(&self.last) = seq;
+        Ok(seq)
+    }
+
+    /// Queues a copy.
+    pub fn copy(&self, dst: u64, src: u64, size: u64, dir: DmaDir) -> Result<u64, Errno> {
+        self.enqueue(&[Packet::LinDma { src, dst, size, dir }])
+    }
+
+    /// Queues the recording of `event`: it fires when the stream gets there.
+    pub fn record(&self, event: &Event) -> Result<(), Errno> {
+        let seq = self.enqueue(&[Packet::Msg { sob: event.sob, op: MsgOp::Add, value: 1 }])?;
+        *lock(&event.target) += 1;
+        *lock(&event.seq) = seq;
+        Ok(())
+    }
+
+    /// Makes the stream wait (on the device) until `event` fires.
+    pub fn wait_event(&self, event: &Event) -> Result<(), Errno> {
+        let target = *lock(&event.target);
+        self.enqueue(&[Packet::Wait { sob: event.sob, target }]).map(drop)
+    }
+
+    /// Waits on the host for everything queued so far.
+    pub fn synchronize(&self) -> Result<(), Errno> {
+        let last = *lock(&self.last);
+        if last == 0 {
+            return Ok(());
+        }
+        self.dev.wait(last, Duration::MAX)?.ok().map(drop)
+    }
+}
+
+/// A point in a stream, on a sync object of the context.
+#[derive(Debug)]
+pub struct Event {
+    sob: u32,
+    target: Mutex<u32>,
+    seq: Mutex<u64>,
+}
+
+impl Event {
+    /// Waits on the host for the event (the submission that records it).
+    pub fn synchronize(&self, dev: &Device<'_>) -> Result<(), Errno> {
+        let seq = *lock(&self.seq);
+        if seq == 0 {
+            return Ok(());
+        }
+        dev.wait(seq, Duration::MAX)?.ok().map(drop)
+    }
+}

@@ -34,17 +34,17 @@ struct Importer {
 }
 
 impl Importer {
-    fn write(&self, off: u64, v: u32) -> KResult<()> {
-        self.fabric.cpu_write(PhysAddr(self.bar0.raw() + off), &v.to_le_bytes()).map_err(|_| Errno::EIO)
+    fn write(&self, off: u32, v: u32) -> KResult<()> {
+        self.fabric.cpu_write(PhysAddr(self.bar0.raw() + u64::from(off)), &v.to_le_bytes()).map_err(|_| Errno::EIO)
     }
 
-    fn read(&self, off: u64) -> KResult<u32> {
+    fn read(&self, off: u32) -> KResult<u32> {
         let mut b = [0u8; 4];
-        self.fabric.cpu_read(PhysAddr(self.bar0.raw() + off), &mut b).map_err(|_| Errno::EIO)?;
+        self.fabric.cpu_read(PhysAddr(self.bar0.raw() + u64::from(off)), &mut b).map_err(|_| Errno::EIO)?;
         Ok(u32::from_le_bytes(b))
     }
 
-    fn write64(&self, lo: u64, v: u64) -> KResult<()> {
+    fn write64(&self, lo: u32, v: u64) -> KResult<()> {
         self.write(lo, v as u32)?;
         self.write(lo + 4, (v >> 32) as u32)
     }
@@ -268,7 +268,7 @@ pub fn probe(kernel: &Arc<Kernel>) -> KResult<Vec<String>> {
             name: format!("hli{index}"),
             engine: Mutex::new(()),
         });
-        if importer.read(regs::ID)? != regs::CHIP_ID {
+        if importer.read(regs::ID)? != regs::ID_VALUE {
             tracing::error!("{}: not a DMA test importer", importer.name);
             continue;
         }

@@ -1,22 +1,31 @@
 //! The sagrada runtime library.
 //!
 //! [`Machine`] is the embedded default of the system: one host process holding the
-//! emulated hardware (the PCIe fabric and its devices) and the kernel model with its
-//! drivers. Applications run as processes of that kernel ([`Machine::process`]) and
-//! reach it only through the uAPI; the modules here are the user-space libraries over
-//! it: [`dmabuf`] (dma-heap allocation and dma-buf fds) and [`sync`] (sync_file and
+//! emulated hardware (the PCIe fabric and its devices: the SG1 accelerators and the DMA
+//! test importers) and the kernel model with its drivers. Applications run as processes
+//! of that kernel ([`Machine::process`]) and reach it only through the uAPI; the
+//! modules here are the user-space libraries over it: [`accel`] (the SG1: memory,
+//! copies, streams, events, dma-buf export), [`importer`] (the test importer),
+//! [`dmabuf`] (dma-heap allocation and dma-buf fds) and [`sync`] (sync_file and
 //! sw_sync, libsync's role).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod accel;
 pub mod dmabuf;
+pub mod importer;
 pub mod sync;
 
 use std::sync::Arc;
 
 pub use sagrada_hw_fabric as fabric;
-use sagrada_hw_fabric::{ConfigError, Fabric, TopologyConfig};
+use std::collections::HashMap;
+
+use sagrada_hw_accel::{Sg1, Sg1Config};
+use sagrada_hw_fabric::{ConfigError, EndpointKind, Fabric, FunctionKind, TopologyConfig};
+use sagrada_hw_importer::Importer;
+use sagrada_kernel_accel::{DriverParams, ProbeError, Sg1Device};
 use sagrada_kernel_core::{Errno, Kernel};
 use sagrada_kernel_dmabuf::DmaBufRegistry;
 pub use sagrada_sys::Process;
@@ -27,6 +36,9 @@ pub enum MachineError {
     /// The topology description is wrong.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A device model could not be attached.
+    #[error("device {0}: {1}")]
+    Device(String, String),
     /// A kernel subsystem refused to start.
     #[error("the kernel failed to start {subsystem}: {errno}")]
     Kernel {
@@ -37,33 +49,89 @@ pub enum MachineError {
     },
 }
 
-/// A whole emulated machine: hardware and kernel.
+/// A whole emulated machine: hardware and kernel. Dropping it stops the devices.
 #[derive(Debug)]
 pub struct Machine {
     kernel: Arc<Kernel>,
     dmabuf: Arc<DmaBufRegistry>,
+    sg1s: Vec<Arc<Sg1>>,
+    accels: Vec<Sg1Device>,
+    probe_errors: Vec<ProbeError>,
+}
+
+/// Options for building a machine beyond its topology.
+#[derive(Debug, Clone)]
+pub struct MachineBuilder {
+    config: TopologyConfig,
+    firmware: HashMap<String, (u32, u32, u32)>,
+    params: DriverParams,
+}
+
+impl MachineBuilder {
+    /// Gives one SG1 ("accel1") a different firmware version.
+    pub fn firmware(mut self, device: &str, version: (u32, u32, u32)) -> Self {
+        self.firmware.insert(device.to_owned(), version);
+        self
+    }
+
+    /// SG1 driver option: map peers under the same switch by bus address.
+    pub fn p2p_bus_addr(mut self, on: bool) -> Self {
+        self.params.p2p_bus_addr = on;
+        self
+    }
+
+    /// Builds the hardware, boots the kernel and binds the drivers. A device whose
+    /// driver refuses it stays unbound (see [`Machine::probe_errors`]).
+    pub fn build(self) -> Result<Machine, MachineError> {
+        let fabric = Fabric::build(&self.config)?;
+        let mut sg1s = Vec::new();
+        let endpoints: Vec<_> = fabric.endpoints().map(|f| (f.id, f.kind, f.name.clone())).collect();
+        for (id, kind, name) in endpoints {
+            match kind {
+                FunctionKind::Endpoint(EndpointKind::Sg1) => {
+                    let mut config = Sg1Config::default();
+                    if let Some(&v) = self.firmware.get(&name) {
+                        config.firmware_version = v;
+                    }
+                    let sg1 = Sg1::attach(&fabric, id, config).map_err(|e| MachineError::Device(name, e.to_string()))?;
+                    sg1s.push(sg1);
+                }
+                FunctionKind::Endpoint(EndpointKind::Importer) => {
+                    Importer::attach(&fabric, id).map_err(|e| MachineError::Device(name, e.to_string()))?;
+                }
+                _ => {}
+            }
+        }
+        let kernel = Kernel::new(fabric);
+        let started = |subsystem| move |errno| MachineError::Kernel { subsystem, errno };
+        let dmabuf = sagrada_kernel_dmabuf::install(&kernel).map_err(started("dma-buf"))?;
+        let mut accels = Vec::new();
+        let mut probe_errors = Vec::new();
+        for result in sagrada_kernel_accel::probe(&kernel, &dmabuf, self.params) {
+            match result {
+                Ok(dev) => accels.push(dev),
+                Err(e) => probe_errors.push(e),
+            }
+        }
+        sagrada_kernel_importer::probe(&kernel).map_err(started("the test importer driver"))?;
+        Ok(Machine { kernel, dmabuf, sg1s, accels, probe_errors })
+    }
 }
 
 impl Machine {
+    /// A builder for a machine of this topology.
+    pub fn builder(config: &TopologyConfig) -> MachineBuilder {
+        MachineBuilder { config: config.clone(), firmware: HashMap::new(), params: DriverParams::default() }
+    }
+
     /// Builds a machine from a topology description.
     pub fn new(config: &TopologyConfig) -> Result<Self, MachineError> {
-        Self::on(Fabric::build(config)?)
+        Self::builder(config).build()
     }
 
-    /// The built-in default machine (three SG1s and two NICs; see
-    /// [`TopologyConfig::default_machine`]).
+    /// The built-in default machine (see [`TopologyConfig::default_machine`]).
     pub fn default_machine() -> Result<Self, MachineError> {
         Self::new(&TopologyConfig::default_machine())
-    }
-
-    fn on(fabric: Arc<Fabric>) -> Result<Self, MachineError> {
-        let kernel = Kernel::new(fabric);
-        let dmabuf =
-            sagrada_kernel_dmabuf::install(&kernel).map_err(|errno| MachineError::Kernel {
-                subsystem: "dma-buf",
-                errno,
-            })?;
-        Ok(Self { kernel, dmabuf })
     }
 
     /// Starts a user process.
@@ -84,5 +152,23 @@ impl Machine {
     /// The dma-buf subsystem (what exporting drivers use).
     pub fn dmabuf(&self) -> &Arc<DmaBufRegistry> {
         &self.dmabuf
+    }
+
+    /// The SG1s the driver bound, in order (`accel0`, ...).
+    pub fn accels(&self) -> &[Sg1Device] {
+        &self.accels
+    }
+
+    /// The SG1s the driver refused, with why.
+    pub fn probe_errors(&self) -> &[ProbeError] {
+        &self.probe_errors
+    }
+}
+
+impl Drop for Machine {
+    fn drop(&mut self) {
+        for sg1 in &self.sg1s {
+            sg1.shutdown();
+        }
     }
 }

@@ -49,8 +49,8 @@ impl Importer {
         self.write(lo + 4, (v >> 32) as u32)
     }
 
-    /// One copy by the engine; `EIO` if the fabric refused it.
-    fn dma(&self, src: u64, dst: u64, len: u64) -> KResult<()> {
+    /// One copy by the engine; returns its device time. `EIO` if the fabric refused it.
+    fn dma(&self, src: u64, dst: u64, len: u64) -> KResult<u64> {
         let _engine = lock(&self.engine);
         self.write64(regs::SRC_LO, src)?;
         self.write64(regs::DST_LO, dst)?;
@@ -61,7 +61,9 @@ impl Importer {
             tracing::debug!("{}: DMA of {len:#x} bytes {src:#x} -> {dst:#x} refused", self.name);
             return Err(Errno::EIO);
         }
-        Ok(())
+        let lo = u64::from(self.read(regs::LAST_TIME_NS_LO)?);
+        let hi = u64::from(self.read(regs::LAST_TIME_NS_HI)?);
+        Ok(lo | hi << 32)
     }
 }
 
@@ -185,7 +187,7 @@ impl ImporterFile {
     }
 
     fn access(&self, task: &Task<'_>, arg: UserPtr, to_mr: bool) -> KResult<i64> {
-        let req: MrAccess = task.read_obj(arg)?;
+        let mut req: MrAccess = task.read_obj(arg)?;
         let mrs = lock(&self.mrs);
         let mr = mrs.get(&req.mr_handle).ok_or(Errno::EINVAL)?;
         let end = req.offset.checked_add(req.size).ok_or(Errno::EINVAL)?;
@@ -200,17 +202,24 @@ impl ImporterFile {
         let fabric = &self.importer.fabric;
         let user: Iova = fabric.dma_map_extents(self.importer.dev, pinned.extents(), dir).map_err(|_| Errno::ENOMEM)?;
         let mut done = 0;
+        let mut time = 0;
         let mut result = Ok(0);
         for (addr, n) in pieces {
             let at = user.raw() + page + done;
             let (src, dst) = if to_mr { (at, addr) } else { (addr, at) };
-            if let Err(e) = self.importer.dma(src, dst, n) {
-                result = Err(e);
-                break;
+            match self.importer.dma(src, dst, n) {
+                Ok(t) => time += t,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
             }
             done += n;
         }
         let _ = fabric.dma_unmap(self.importer.dev, user, len);
+        drop(mrs);
+        req.device_time_ns = time;
+        task.write_obj(arg, &req)?;
         result
     }
 }

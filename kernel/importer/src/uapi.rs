@@ -45,6 +45,8 @@ pub struct MrAccess {
     pub size: u64,
     /// Offset in the region.
     pub offset: u64,
+    /// Out: device time the importer's DMA engine took, ns.
+    pub device_time_ns: u64,
 }
 
 /// `HL_IMPORTER_IOCTL_REG_DMABUF_MR`.
@@ -52,9 +54,9 @@ pub const IMP_IOCTL_REG_DMABUF_MR: u32 = iowr::<RegDmabufMr>(IMP_IOC_MAGIC, 1);
 /// `HL_IMPORTER_IOCTL_DEREG_MR`.
 pub const IMP_IOCTL_DEREG_MR: u32 = iow::<DeregMr>(IMP_IOC_MAGIC, 2);
 /// `HL_IMPORTER_IOCTL_WRITE_TO_MR`: caller's memory → region.
-pub const IMP_IOCTL_WRITE_TO_MR: u32 = iow::<MrAccess>(IMP_IOC_MAGIC, 3);
+pub const IMP_IOCTL_WRITE_TO_MR: u32 = iowr::<MrAccess>(IMP_IOC_MAGIC, 3);
 /// `HL_IMPORTER_IOCTL_READ_FROM_MR`: region → caller's memory.
-pub const IMP_IOCTL_READ_FROM_MR: u32 = iow::<MrAccess>(IMP_IOC_MAGIC, 4);
+pub const IMP_IOCTL_READ_FROM_MR: u32 = iowr::<MrAccess>(IMP_IOC_MAGIC, 4);
 
 /// Attach as a static importer (no move notification, hence no peer memory).
 pub const ACCESS_STATIC: u32 = 1 << 0;

@@ -4,6 +4,7 @@
 
 mod bench;
 mod demo;
+mod info;
 mod topo;
 
 use std::path::PathBuf;
@@ -74,6 +75,11 @@ enum Command {
         #[arg(long, conflicts_with_all = ["config", "whitelist", "acs_redirect"])]
         print_config: bool,
     },
+    /// A table of the SG1 accelerators (like hl-smi): bus, HBM, engines, firmware, link.
+    Info {
+        #[command(flatten)]
+        machine: MachineArgs,
+    },
     /// The main demo: the machine, then a walk through dma-buf sharing and the fabric.
     Demo {
         #[command(flatten)]
@@ -120,6 +126,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Topo { machine, .. } => topo::run(&machine.config()?),
+        Command::Info { machine } => info::run(&machine.config()?),
         Command::Demo { machine } => demo::run(&machine.config()?),
         Command::Bench {
             which: BenchCommand::Fabric { size, iterations },

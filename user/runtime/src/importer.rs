@@ -47,16 +47,19 @@ impl<'p> Importer<'p> {
     }
 
     /// `WRITE_TO_MR`: `size` bytes at `src` in the process's memory into the region at
-    /// `offset`.
-    pub fn write_to_mr(&self, mr: u64, src: UserPtr, size: u64, offset: u64) -> Result<(), Errno> {
-        let mut req = MrAccess { mr_handle: mr, userptr: src.0, size, offset };
-        self.p.ioctl_with(self.fd, IMP_IOCTL_WRITE_TO_MR, &mut req).map(drop)
+    /// `offset`; returns the importer's device time.
+    pub fn write_to_mr(&self, mr: u64, src: UserPtr, size: u64, offset: u64) -> Result<u64, Errno> {
+        let mut req = MrAccess { mr_handle: mr, userptr: src.0, size, offset, device_time_ns: 0 };
+        self.p.ioctl_with(self.fd, IMP_IOCTL_WRITE_TO_MR, &mut req)?;
+        Ok(req.device_time_ns)
     }
 
-    /// `READ_FROM_MR`: the region at `offset` into the process's memory at `dst`.
-    pub fn read_from_mr(&self, mr: u64, dst: UserPtr, size: u64, offset: u64) -> Result<(), Errno> {
-        let mut req = MrAccess { mr_handle: mr, userptr: dst.0, size, offset };
-        self.p.ioctl_with(self.fd, IMP_IOCTL_READ_FROM_MR, &mut req).map(drop)
+    /// `READ_FROM_MR`: the region at `offset` into the process's memory at `dst`;
+    /// returns the importer's device time.
+    pub fn read_from_mr(&self, mr: u64, dst: UserPtr, size: u64, offset: u64) -> Result<u64, Errno> {
+        let mut req = MrAccess { mr_handle: mr, userptr: dst.0, size, offset, device_time_ns: 0 };
+        self.p.ioctl_with(self.fd, IMP_IOCTL_READ_FROM_MR, &mut req)?;
+        Ok(req.device_time_ns)
     }
 
     /// Closes the importer (deregistering its regions).

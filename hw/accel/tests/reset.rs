@@ -196,3 +196,63 @@ fn the_scrubber_zeroes_aligned_ranges_inside_hbm_only() {
     assert_eq!(go(0, 1 << 30), 1, "the whole HBM");
     assert_eq!(d.hbm_read(0x10_0000, 3 * 4096), vec![0; 3 * 4096]);
 }
+
+#[test]
+fn resets_racing_with_busy_engines_never_hang_and_leave_a_working_device() {
+    use sagrada_hw_accel_abi::packet::DmaDir;
+    let d = machine();
+    let host = d.host(1 << 20);
+    for round in 0..20u32 {
+        d.setup();
+        for q in [QUEUE_DMA0, QUEUE_DMA1] {
+            let other = 1 - q;
+            for i in 0..6 {
+                d.job(
+                    q,
+                    0,
+                    u64::from(i),
+                    &[
+                        Packet::LinDma {
+                            src: host.dev(0),
+                            dst: u64::from(q) << 20,
+                            size: 1 << 20,
+                            dir: DmaDir::HostToDevice,
+                        },
+                        Packet::Msg {
+                            sob: q,
+                            op: MsgOp::Add,
+                            value: 1,
+                        },
+                        Packet::Wait {
+                            sob: other,
+                            target: i,
+                        },
+                        Packet::Fence { tag: u64::from(i) },
+                    ],
+                );
+            }
+        }
+        // Let the engines get going for a varying while, then reset under them.
+        if round % 2 == 1 {
+            let ci = queue::instance(QUEUE_DMA0) + queue::CI;
+            d.wait_until("queue 0 is under way", || d.rd(ci) >= 1);
+        } else {
+            for _ in 0..round * 50 {
+                std::hint::spin_loop();
+            }
+        }
+        d.wr(global::RESET, if round % 5 == 4 { HARD } else { SOFT });
+        for q in [QUEUE_DMA0, QUEUE_DMA1] {
+            assert_eq!(d.rd(queue::instance(q) + queue::CI), 0);
+            assert_eq!(d.rd(queue::instance(q) + queue::STATUS), 1);
+        }
+        if round % 5 == 4 {
+            d.setup_msix();
+        }
+    }
+    d.setup();
+    let out = d.run(QUEUE_DMA0, 0, 0, &[Packet::Fence { tag: 77 }], 1);
+    assert_eq!(out[0].tag, 77);
+    d.sg1.shutdown();
+    assert_eq!(d.sg1.running_threads(), 0);
+}

@@ -1077,3 +1077,56 @@ impl Core {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registers_are_found_by_block_instance_and_offset() {
+        assert_eq!(
+            locate(&queue::BLOCK, queue::instance(2) + queue::CI),
+            Some((2, queue::CI))
+        );
+        assert_eq!(
+            locate(&queue::BLOCK, queue::instance(1) + 0x1c),
+            None,
+            "a gap"
+        );
+        assert_eq!(
+            locate(&queue::BLOCK, queue::instance(3)),
+            None,
+            "past the last instance"
+        );
+        assert_eq!(locate(&sob::BLOCK, sob::instance(2047)), Some((2047, 0)));
+        assert_eq!(locate(&cq::BLOCK, cq::BASE + cq::CTRL), Some((0, cq::CTRL)));
+        assert_eq!(locate(&cq::BLOCK, cq::BASE + 0x40), None);
+        assert_eq!(reset_value(&global::BLOCK, global::ID), 0x5347_0001);
+        assert_eq!(reset_value(&queue::BLOCK, queue::STATUS), 1);
+    }
+
+    #[test]
+    fn accesses_split_into_aligned_dwords_inside_bar0() {
+        let parts: Vec<_> = dwords(0x1000, 8).unwrap().collect();
+        assert_eq!(parts, vec![(0, 0x1000), (4, 0x1004)]);
+        assert!(dwords(0x1002, 4).is_none());
+        assert!(dwords(0x1000, 2).is_none());
+        assert!(dwords(0x1000, 0).is_none());
+        assert!(dwords(sagrada_hw_accel_abi::BAR0_SIZE - 4, 8).is_none());
+    }
+
+    #[test]
+    fn ring_sizes_are_one_to_sixteen_log2() {
+        assert_eq!(ring_size(0), None);
+        assert_eq!(ring_size(1), Some(2));
+        assert_eq!(ring_size(16), Some(1 << 16));
+        assert_eq!(ring_size(17), None);
+    }
+
+    #[test]
+    fn the_device_can_be_shared_between_threads() {
+        fn check<T: Send + Sync>() {}
+        check::<crate::Sg1>();
+        check::<Core>();
+    }
+}

@@ -186,3 +186,27 @@ impl Core {
         Ok(run.expect("the first page either faulted or started the run"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_advances_in_both_address_spaces() {
+        let r = Run {
+            va: 0x1000,
+            len: 0x3000,
+            target: Target::Hbm(0x8000),
+        };
+        assert_eq!(
+            r.advance(0x1000),
+            Some(Run {
+                va: 0x2000,
+                len: 0x2000,
+                target: Target::Hbm(0x9000)
+            })
+        );
+        assert_eq!(r.advance(0x3000), None);
+        assert!(Target::Host(1).is_host() && !Target::Hbm(1).is_host());
+    }
+}

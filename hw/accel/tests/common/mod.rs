@@ -517,6 +517,44 @@ impl<'a> PageTables<'a> {
     }
 }
 
+impl Dev {
+    /// Puts `packets` in a host buffer mapped read-only at `va` of the address space
+    /// of `pt`: a command buffer for an unprivileged entry.
+    pub fn user_cb(&self, pt: &mut PageTables<'_>, va: u64, packets: &[Packet]) -> (u64, u32) {
+        let mut bytes = Vec::new();
+        for p in packets {
+            p.encode_into(&mut bytes);
+        }
+        let buf = self.host(bytes.len().max(4) as u64);
+        self.host_write(buf.phys, &bytes);
+        pt.map_host(va, &buf, 0);
+        (va, bytes.len() as u32)
+    }
+
+    /// Submits one unprivileged entry whose command buffer is mapped at `va`.
+    pub fn user_job(
+        &self,
+        q: u32,
+        asid: u16,
+        tag: u64,
+        pt: &mut PageTables<'_>,
+        va: u64,
+        packets: &[Packet],
+    ) {
+        let (cb_addr, cb_size) = self.user_cb(pt, va, packets);
+        self.submit(
+            q,
+            &[RingEntry {
+                cb_addr,
+                cb_size,
+                asid,
+                tag,
+                ..Default::default()
+            }],
+        );
+    }
+}
+
 /// A deterministic pattern of `len` bytes.
 pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)

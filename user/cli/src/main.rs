@@ -4,6 +4,7 @@
 
 mod bench;
 mod demo;
+mod demo_p2p;
 mod info;
 mod topo;
 

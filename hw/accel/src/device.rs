@@ -116,8 +116,11 @@ pub(crate) struct EngineSlot {
     pub(crate) thread: Option<ThreadId>,
     /// Running an entry.
     pub(crate) running: bool,
-    /// Waiting on its condition variable.
-    pub(crate) sleepers: u32,
+    /// Idle, parked until a doorbell (`next_job`).
+    pub(crate) parked: u32,
+    /// In an entry, waiting for a condition (`engine_wait`): room in the completion
+    /// queue, a sync object's value.
+    pub(crate) waiting: u32,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -391,10 +394,12 @@ impl Core {
         self.hbm.len()
     }
 
-    /// Wakes the engines that sleep, so they re-check what they wait for.
+    /// Wakes the engines that wait for a condition, so they re-check it. Idle engines
+    /// sleep on: only a doorbell (`kick`) concerns them, and waking every parked engine
+    /// at every completion would cost each submission a few futex wake-ups.
     pub(crate) fn wake_engines(&self, st: &State) {
         for (q, e) in st.engines.iter().enumerate() {
-            if e.sleepers > 0 {
+            if e.waiting > 0 {
                 self.engine_cv[q].notify_all();
             }
         }
@@ -403,7 +408,8 @@ impl Core {
     /// Tells engine `q` there may be work.
     fn kick(&self, st: &State, q: usize) {
         self.kicks[q].fetch_add(1, Release);
-        if st.engines[q].sleepers > 0 {
+        let e = &st.engines[q];
+        if e.parked + e.waiting > 0 {
             self.engine_cv[q].notify_all();
         }
     }
@@ -944,11 +950,11 @@ impl Core {
                     if start.elapsed() < SPIN {
                         break;
                     }
-                    st.engines[q].sleepers += 1;
+                    st.engines[q].parked += 1;
                     st = self.engine_cv[q]
                         .wait(st)
                         .unwrap_or_else(PoisonError::into_inner);
-                    st.engines[q].sleepers -= 1;
+                    st.engines[q].parked -= 1;
                 }
             }
             while self.kicks[q].load(Acquire) == seen && !self.is_shut() && start.elapsed() < SPIN {
@@ -998,11 +1004,11 @@ impl Core {
             if cond(&mut st) {
                 return Ok(st);
             }
-            st.engines[q].sleepers += 1;
+            st.engines[q].waiting += 1;
             st = self.engine_cv[q]
                 .wait(st)
                 .unwrap_or_else(PoisonError::into_inner);
-            st.engines[q].sleepers -= 1;
+            st.engines[q].waiting -= 1;
         }
     }
 

@@ -46,8 +46,15 @@ pub(crate) struct Allocation {
 
 #[derive(Debug)]
 enum Mapping {
-    Dram { alloc: Arc<Allocation> },
-    Host { len: u64, offset: u64, iova: Iova, _pinned: PinnedPages },
+    Dram {
+        alloc: Arc<Allocation>,
+    },
+    Host {
+        len: u64,
+        offset: u64,
+        iova: Iova,
+        _pinned: PinnedPages,
+    },
 }
 
 #[derive(Debug)]
@@ -117,7 +124,10 @@ impl ContextInner {
                 pt,
                 released: false,
             }),
-            cs: Mutex::new(CsState { next_seq: 1, submitted: BTreeMap::new() }),
+            cs: Mutex::new(CsState {
+                next_seq: 1,
+                submitted: BTreeMap::new(),
+            }),
             defunct: AtomicBool::new(false),
         });
         let hop0 = lock(&ctx.mm).pt.hop0();
@@ -149,7 +159,11 @@ impl ContextInner {
 
     /// `ENODEV` for a context a hard reset wiped (habanalabs: "please close FD").
     pub fn check_usable(&self) -> KResult<()> {
-        if self.is_defunct() { Err(Errno::ENODEV) } else { Ok(()) }
+        if self.is_defunct() {
+            Err(Errno::ENODEV)
+        } else {
+            Ok(())
+        }
     }
 
     /// Bytes of device memory the context holds.
@@ -186,7 +200,10 @@ impl ContextInner {
         for &pa in &alloc.pages {
             if self.dev.scrub(pa, PAGE_2M).is_err() {
                 // Never hand out memory that may still hold another owner's data.
-                tracing::error!("{}: HBM page {pa:#x} not scrubbed, leaking it", self.dev.name);
+                tracing::error!(
+                    "{}: HBM page {pa:#x} not scrubbed, leaking it",
+                    self.dev.name
+                );
                 return;
             }
         }
@@ -198,7 +215,9 @@ impl ContextInner {
         let alloc = {
             let mut mm = lock(&self.mm);
             let alloc = mm.allocations.get(&handle).ok_or(Errno::EINVAL)?;
-            if alloc.exports.load(Ordering::Acquire) > 0 || alloc.mappings.load(Ordering::Acquire) > 0 {
+            if alloc.exports.load(Ordering::Acquire) > 0
+                || alloc.mappings.load(Ordering::Acquire) > 0
+            {
                 return Err(Errno::EINVAL);
             }
             mm.allocations.remove(&handle).ok_or(Errno::EINVAL)?
@@ -212,7 +231,12 @@ impl ContextInner {
         let mut mm = lock(&self.mm);
         let alloc = mm.allocations.get(&handle).cloned().ok_or(Errno::EINVAL)?;
         let va = mm.dram_va.alloc(alloc.size)?;
-        let mapped = mm.pt.map_dram(va, &alloc.pages, &mut lock(&self.dev.pt_pool), &self.dev.hbm);
+        let mapped = mm.pt.map_dram(
+            va,
+            &alloc.pages,
+            &mut lock(&self.dev.pt_pool),
+            &self.dev.hbm,
+        );
         if let Err(e) = mapped {
             mm.dram_va.release(va, alloc.size);
             return Err(e);
@@ -237,13 +261,18 @@ impl ContextInner {
         }
         let offset = addr % PAGE_4K;
         let start = addr - offset;
-        let len = (offset + size).div_ceil(PAGE_4K).checked_mul(PAGE_4K).ok_or(Errno::EINVAL)?;
+        let len = (offset + size)
+            .div_ceil(PAGE_4K)
+            .checked_mul(PAGE_4K)
+            .ok_or(Errno::EINVAL)?;
         let pinned = task.pin_user_pages(UserPtr(start), len, true)?;
         let fabric = &self.dev.fabric;
-        let iova = fabric.dma_map_extents(self.dev.dev, pinned.extents(), DmaDirection::Bidirectional).map_err(|e| {
-            tracing::debug!("{}: userptr map: {e}", self.dev.name);
-            Errno::ENOMEM
-        })?;
+        let iova = fabric
+            .dma_map_extents(self.dev.dev, pinned.extents(), DmaDirection::Bidirectional)
+            .map_err(|e| {
+                tracing::debug!("{}: userptr map: {e}", self.dev.name);
+                Errno::ENOMEM
+            })?;
         let mut mm = lock(&self.mm);
         let va = match mm.host_va.alloc(len) {
             Ok(va) => va,
@@ -252,12 +281,26 @@ impl ContextInner {
                 return Err(e);
             }
         };
-        if let Err(e) = mm.pt.map_host(va, iova.raw(), len, &mut lock(&self.dev.pt_pool), &self.dev.hbm) {
+        if let Err(e) = mm.pt.map_host(
+            va,
+            iova.raw(),
+            len,
+            &mut lock(&self.dev.pt_pool),
+            &self.dev.hbm,
+        ) {
             mm.host_va.release(va, len);
             let _ = fabric.dma_unmap(self.dev.dev, iova, len);
             return Err(e);
         }
-        mm.mappings.insert(va, Mapping::Host { len, offset, iova, _pinned: pinned });
+        mm.mappings.insert(
+            va,
+            Mapping::Host {
+                len,
+                offset,
+                iova,
+                _pinned: pinned,
+            },
+        );
         Ok(va + offset)
     }
 
@@ -267,7 +310,9 @@ impl ContextInner {
         let mut mm = lock(&self.mm);
         let base = va - va % PAGE_4K;
         let ok = match mm.mappings.get(&base) {
-            Some(Mapping::Dram { alloc }) => va == base && alloc.exports.load(Ordering::Acquire) == 0,
+            Some(Mapping::Dram { alloc }) => {
+                va == base && alloc.exports.load(Ordering::Acquire) == 0
+            }
             Some(Mapping::Host { offset, .. }) => va == base + offset,
             None => false,
         };
@@ -288,7 +333,9 @@ impl ContextInner {
                 mm.dram_va.release(va, alloc.size);
                 alloc.mappings.fetch_sub(1, Ordering::AcqRel);
             }
-            Mapping::Host { len, iova, _pinned, .. } => {
+            Mapping::Host {
+                len, iova, _pinned, ..
+            } => {
                 if current {
                     mm.pt.unmap(va, len, PAGE_4K, &self.dev.hbm)?;
                 }
@@ -299,7 +346,10 @@ impl ContextInner {
             }
         }
         if current {
-            self.dev.mmio.write(sagrada_hw_accel_abi::regs::mmu::BASE + sagrada_hw_accel_abi::regs::mmu::INVALIDATE, u32::from(self.asid))?;
+            self.dev.mmio.write(
+                sagrada_hw_accel_abi::regs::mmu::BASE + sagrada_hw_accel_abi::regs::mmu::INVALIDATE,
+                u32::from(self.asid),
+            )?;
         }
         Ok(())
     }
@@ -318,7 +368,11 @@ impl ContextInner {
         self.check_usable()?;
         let mut cs_state = lock(&self.cs);
         let seq = cs_state.next_seq;
-        let fence = DmaFence::new(NamedOps::new("sg1", &self.timeline), self.fence_context, seq);
+        let fence = DmaFence::new(
+            NamedOps::new("sg1", &self.timeline),
+            self.fence_context,
+            seq,
+        );
         let cs = Arc::new(Cs::new(fence.clone(), chunks.len() as u32));
         self.dev.submit(self.asid, chunks, &cs)?;
         cs_state.next_seq += 1;
@@ -345,21 +399,49 @@ impl ContextInner {
         };
         let Some(cs) = cs else {
             // Older than what the context remembers: long completed.
-            return Ok(CsOutcome { status: CS_STATUS_COMPLETED, error: 0, info: 0, device_time_ns: 0 });
+            return Ok(CsOutcome {
+                status: CS_STATUS_COMPLETED,
+                error: 0,
+                info: 0,
+                device_time_ns: 0,
+            });
         };
         // Completions usually arrive within microseconds: poll briefly before sleeping.
+        // The poll yields now and then: on a host with fewer cores than busy threads
+        // the engine this waits for may be queued behind it on the same core.
         let spin_until = Instant::now() + Duration::from_micros(20).min(timeout);
-        while !cs.fence().test_signaled_flag() && Instant::now() < spin_until {
+        let mut spins = 0u32;
+        while !cs.fence().test_signaled_flag() {
             std::hint::spin_loop();
+            spins = spins.wrapping_add(1);
+            if spins.is_multiple_of(32) {
+                if Instant::now() >= spin_until {
+                    break;
+                }
+                std::thread::yield_now();
+            }
         }
         if cs.fence().wait_timeout(timeout) == Wait::TimedOut {
-            return Ok(CsOutcome { status: CS_STATUS_BUSY, error: 0, info: 0, device_time_ns: 0 });
+            return Ok(CsOutcome {
+                status: CS_STATUS_BUSY,
+                error: 0,
+                info: 0,
+                device_time_ns: 0,
+            });
         }
         Ok(match cs.error() {
-            Some(CsError { errno, info }) => {
-                CsOutcome { status: CS_STATUS_ABORTED, error: errno.negated(), info, device_time_ns: cs.done_time_ns() }
-            }
-            None => CsOutcome { status: CS_STATUS_COMPLETED, error: 0, info: 0, device_time_ns: cs.done_time_ns() },
+            Some(CsError { errno, info }) => CsOutcome {
+                status: CS_STATUS_ABORTED,
+                error: errno.negated(),
+                info,
+                device_time_ns: cs.done_time_ns(),
+            },
+            None => CsOutcome {
+                status: CS_STATUS_COMPLETED,
+                error: 0,
+                info: 0,
+                device_time_ns: cs.done_time_ns(),
+            },
         })
     }
 
@@ -371,7 +453,11 @@ impl ContextInner {
         for cs in pending {
             let left = deadline.saturating_duration_since(Instant::now());
             if cs.fence().wait_timeout(left) == Wait::TimedOut {
-                tracing::warn!("{}: context {} closed with a hung submission; soft reset", self.dev.name, self.asid);
+                tracing::warn!(
+                    "{}: context {} closed with a hung submission; soft reset",
+                    self.dev.name,
+                    self.asid
+                );
                 let _ = self.dev.reset(false);
             }
         }
@@ -399,7 +485,12 @@ impl ContextInner {
                 tracing::error!("{}: unmapping {va:#x} at close: {e}", self.dev.name);
             }
         }
-        let freed: Vec<u64> = mm.allocations.iter().filter(|(_, a)| !exported(a)).map(|(&h, _)| h).collect();
+        let freed: Vec<u64> = mm
+            .allocations
+            .iter()
+            .filter(|(_, a)| !exported(a))
+            .map(|(&h, _)| h)
+            .collect();
         for handle in freed {
             if let Some(alloc) = mm.allocations.remove(&handle) {
                 self.release_pages(&alloc);
@@ -418,7 +509,8 @@ impl ContextInner {
                 }
             }
             self.dev.release_asid(self.asid);
-            lock(&self.dev.contexts).retain(|c| c.strong_count() > 0 && !std::ptr::eq(c.as_ptr(), self));
+            lock(&self.dev.contexts)
+                .retain(|c| c.strong_count() > 0 && !std::ptr::eq(c.as_ptr(), self));
         }
     }
 }

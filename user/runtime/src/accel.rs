@@ -24,6 +24,9 @@ pub const DMA1: u32 = QUEUE_DMA1;
 const CB_SLOT: u64 = 4096;
 /// Slots in the pool.
 const CB_SLOTS: u64 = 256;
+/// Bytes of the area that carries a submission's chunk array to the kernel (larger
+/// arrays get memory of their own for the call).
+const CHUNK_AREA: u64 = 4096;
 
 /// Device memory: an allocation mapped at `va`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,21 +97,41 @@ pub struct Device<'p> {
     info: HwIpInfo,
     ctx: ContextInfo,
     cbs: Mutex<Option<CbPool>>,
+    /// Where chunk arrays are written for `CS`, allocated at the first submission and
+    /// held for the length of each call (mapping memory per call would cost more than
+    /// the submission itself).
+    chunk_area: Mutex<Option<UserPtr>>,
     sobs: Mutex<Vec<u32>>,
 }
 
 fn mem_args(op: u32) -> MemArgs {
-    MemArgs { op, ..Default::default() }
+    MemArgs {
+        op,
+        ..Default::default()
+    }
 }
 
 impl<'p> Device<'p> {
     /// Opens `/dev/accel/accel{index}`.
     pub fn open(p: &'p Process, index: u32) -> Result<Self, Errno> {
-        let fd = p.open(&format!("/dev/accel/accel{index}"), OpenFlags::RDWR.union(OpenFlags::CLOEXEC))?;
-        let mut dev = Self { p, fd, info: HwIpInfo::default(), ctx: ContextInfo::default(), cbs: Mutex::new(None), sobs: Mutex::new(Vec::new()) };
+        let fd = p.open(
+            &format!("/dev/accel/accel{index}"),
+            OpenFlags::RDWR.union(OpenFlags::CLOEXEC),
+        )?;
+        let mut dev = Self {
+            p,
+            fd,
+            info: HwIpInfo::default(),
+            ctx: ContextInfo::default(),
+            cbs: Mutex::new(None),
+            chunk_area: Mutex::new(None),
+            sobs: Mutex::new(Vec::new()),
+        };
         dev.info = dev.query(INFO_HW_IP)?;
         dev.ctx = dev.query(INFO_CONTEXT)?;
-        *lock(&dev.sobs) = (dev.ctx.sob_base..dev.ctx.sob_base + dev.ctx.sob_count).rev().collect();
+        *lock(&dev.sobs) = (dev.ctx.sob_base..dev.ctx.sob_base + dev.ctx.sob_count)
+            .rev()
+            .collect();
         Ok(dev)
     }
 
@@ -136,12 +159,19 @@ impl<'p> Device<'p> {
     pub fn query<T: FromBytes + IntoBytes + Immutable>(&self, op: u32) -> Result<T, Errno> {
         let size = size_of::<T>() as u64;
         let buf = self.p.mmap_anon(size)?;
-        let mut args = InfoArgs { return_pointer: buf.0, return_size: size as u32, op };
-        let result = self.p.ioctl_with(self.fd, SG1_IOCTL_INFO, &mut args).and_then(|_| {
-            let mut value = T::new_zeroed();
-            self.p.read_mem(buf, value.as_mut_bytes())?;
-            Ok(value)
-        });
+        let mut args = InfoArgs {
+            return_pointer: buf.0,
+            return_size: size as u32,
+            op,
+        };
+        let result = self
+            .p
+            .ioctl_with(self.fd, SG1_IOCTL_INFO, &mut args)
+            .and_then(|_| {
+                let mut value = T::new_zeroed();
+                self.p.read_mem(buf, value.as_mut_bytes())?;
+                Ok(value)
+            });
         self.p.munmap(buf, size)?;
         result
     }
@@ -152,34 +182,61 @@ impl<'p> Device<'p> {
 
     /// Allocates device memory and maps it.
     pub fn alloc(&self, size: u64, contiguous: bool) -> Result<DeviceMemory, Errno> {
-        let mut a = MemArgs { size, flags: if contiguous { MEM_CONTIGUOUS } else { 0 }, ..mem_args(MEM_OP_ALLOC) };
+        let mut a = MemArgs {
+            size,
+            flags: if contiguous { MEM_CONTIGUOUS } else { 0 },
+            ..mem_args(MEM_OP_ALLOC)
+        };
         self.memory(&mut a)?;
         let handle = a.out_handle;
-        let mut m = MemArgs { handle, ..mem_args(MEM_OP_MAP) };
+        let mut m = MemArgs {
+            handle,
+            ..mem_args(MEM_OP_MAP)
+        };
         if let Err(e) = self.memory(&mut m) {
-            let _ = self.memory(&mut MemArgs { handle, ..mem_args(MEM_OP_FREE) });
+            let _ = self.memory(&mut MemArgs {
+                handle,
+                ..mem_args(MEM_OP_FREE)
+            });
             return Err(e);
         }
         let size = size.div_ceil(self.info.dram_page_size) * self.info.dram_page_size;
-        Ok(DeviceMemory { handle, va: m.out_addr, size })
+        Ok(DeviceMemory {
+            handle,
+            va: m.out_addr,
+            size,
+        })
     }
 
     /// Unmaps and frees device memory (`EINVAL` while it is exported).
     pub fn free(&self, mem: DeviceMemory) -> Result<(), Errno> {
-        self.memory(&mut MemArgs { addr: mem.va, ..mem_args(MEM_OP_UNMAP) })?;
-        self.memory(&mut MemArgs { handle: mem.handle, ..mem_args(MEM_OP_FREE) })
+        self.memory(&mut MemArgs {
+            addr: mem.va,
+            ..mem_args(MEM_OP_UNMAP)
+        })?;
+        self.memory(&mut MemArgs {
+            handle: mem.handle,
+            ..mem_args(MEM_OP_FREE)
+        })
     }
 
     /// Maps `size` bytes of the process's memory at `ptr` for the device.
     pub fn map_host(&self, ptr: UserPtr, size: u64) -> Result<u64, Errno> {
-        let mut a = MemArgs { addr: ptr.0, size, ..mem_args(MEM_OP_MAP_USERPTR) };
+        let mut a = MemArgs {
+            addr: ptr.0,
+            size,
+            ..mem_args(MEM_OP_MAP_USERPTR)
+        };
         self.memory(&mut a)?;
         Ok(a.out_addr)
     }
 
     /// Unmaps a device VA.
     pub fn unmap(&self, va: u64) -> Result<(), Errno> {
-        self.memory(&mut MemArgs { addr: va, ..mem_args(MEM_OP_UNMAP) })
+        self.memory(&mut MemArgs {
+            addr: va,
+            ..mem_args(MEM_OP_UNMAP)
+        })
     }
 
     /// Allocates host memory and maps it for the device ("pinned host memory").
@@ -203,7 +260,13 @@ impl<'p> Device<'p> {
     /// `EXPORT_DMABUF_FD`: a dma-buf of `size` bytes at `offset` into `mem`.
     pub fn export_dmabuf(&self, mem: &DeviceMemory, offset: u64, size: u64) -> Result<Fd, Errno> {
         let flags = OpenFlags::RDWR.union(OpenFlags::CLOEXEC).0;
-        let mut a = MemArgs { addr: mem.va, size, offset, flags, ..mem_args(MEM_OP_EXPORT_DMABUF_FD) };
+        let mut a = MemArgs {
+            addr: mem.va,
+            size,
+            offset,
+            flags,
+            ..mem_args(MEM_OP_EXPORT_DMABUF_FD)
+        };
         self.memory(&mut a)?;
         Ok(a.out_fd)
     }
@@ -213,7 +276,11 @@ impl<'p> Device<'p> {
         if cbs.is_none() {
             let base = self.host_alloc(CB_SLOT * CB_SLOTS)?;
             let free = (0..CB_SLOTS).rev().map(|i| base.va + i * CB_SLOT).collect();
-            *cbs = Some(CbPool { base, free, busy: VecDeque::new() });
+            *cbs = Some(CbPool {
+                base,
+                free,
+                busy: VecDeque::new(),
+            });
         }
         loop {
             let pool = cbs.as_mut().ok_or(Errno::EIO)?;
@@ -231,7 +298,11 @@ impl<'p> Device<'p> {
 
     /// Submits one job per `(queue, packets)` as one submission; returns its sequence
     /// number and, if asked, a sync_file fd signalled at completion.
-    pub fn submit(&self, jobs: &[(u32, &[Packet])], out_fence: bool) -> Result<(u64, Option<Fd>), Errno> {
+    pub fn submit(
+        &self,
+        jobs: &[(u32, &[Packet])],
+        out_fence: bool,
+    ) -> Result<(u64, Option<Fd>), Errno> {
         let mut chunks = Vec::with_capacity(jobs.len());
         let mut slots = Vec::new();
         for (queue, packets) in jobs {
@@ -246,18 +317,18 @@ impl<'p> Device<'p> {
             slots.push(slot);
             let ptr = self.cb_ptr(slot)?;
             self.p.write_mem(ptr, &bytes)?;
-            chunks.push(CsChunk { queue: *queue, cb_size: bytes.len() as u32, cb_addr: slot });
+            chunks.push(CsChunk {
+                queue: *queue,
+                cb_size: bytes.len() as u32,
+                cb_addr: slot,
+            });
         }
-        let chunk_mem = self.p.mmap_anon((chunks.len() * size_of::<CsChunk>()) as u64)?;
-        self.p.write_mem(chunk_mem, chunks.as_bytes())?;
         let mut args = CsArgs {
-            chunks: chunk_mem.0,
             num_chunks: chunks.len() as u32,
             flags: if out_fence { CS_FLAG_OUT_FENCE } else { 0 },
             ..Default::default()
         };
-        let result = self.p.ioctl_with(self.fd, SG1_IOCTL_CS, &mut args);
-        self.p.munmap(chunk_mem, (chunks.len() * size_of::<CsChunk>()) as u64)?;
+        let result = self.call_cs(chunks.as_bytes(), &mut args);
         let mut cbs = lock(&self.cbs);
         let pool = cbs.as_mut().ok_or(Errno::EIO)?;
         if let Err(e) = result {
@@ -268,20 +339,50 @@ impl<'p> Device<'p> {
         Ok((args.seq, (args.fence_fd >= 0).then_some(args.fence_fd)))
     }
 
+    /// `CS` with the chunk array `bytes` placed in this process's memory.
+    fn call_cs(&self, bytes: &[u8], args: &mut CsArgs) -> Result<(), Errno> {
+        let len = bytes.len() as u64;
+        let mut area = lock(&self.chunk_area);
+        let (ptr, own) = match *area {
+            _ if len > CHUNK_AREA => (self.p.mmap_anon(len)?, true),
+            Some(ptr) => (ptr, false),
+            None => (*area.insert(self.p.mmap_anon(CHUNK_AREA)?), false),
+        };
+        let result = self.p.write_mem(ptr, bytes).and_then(|()| {
+            args.chunks = ptr.0;
+            self.p.ioctl_with(self.fd, SG1_IOCTL_CS, args).map(drop)
+        });
+        if own {
+            self.p.munmap(ptr, len)?;
+        }
+        result
+    }
+
     fn cb_ptr(&self, slot_va: u64) -> Result<UserPtr, Errno> {
         let cbs = lock(&self.cbs);
         let base = cbs.as_ref().ok_or(Errno::EIO)?.base;
-        UserPtr(base.ptr.0).checked_add(slot_va - base.va).ok_or(Errno::EFAULT)
+        UserPtr(base.ptr.0)
+            .checked_add(slot_va - base.va)
+            .ok_or(Errno::EFAULT)
     }
 
     /// `WAIT_CS` (a timeout of `Duration::MAX` waits for ever).
     pub fn wait(&self, seq: u64, timeout: Duration) -> Result<CsOutcome, Errno> {
         let timeout_us = u64::try_from(timeout.as_micros()).unwrap_or(u64::MAX);
-        let mut args = WaitCsArgs { seq, timeout_us, ..Default::default() };
+        let mut args = WaitCsArgs {
+            seq,
+            timeout_us,
+            ..Default::default()
+        };
         self.p.ioctl_with(self.fd, SG1_IOCTL_WAIT_CS, &mut args)?;
         let outcome = match args.status {
-            CS_STATUS_COMPLETED => CsOutcome::Completed { device_time_ns: args.device_time_ns },
-            CS_STATUS_ABORTED => CsOutcome::Aborted { error: args.error, info: args.error_info },
+            CS_STATUS_COMPLETED => CsOutcome::Completed {
+                device_time_ns: args.device_time_ns,
+            },
+            CS_STATUS_ABORTED => CsOutcome::Aborted {
+                error: args.error,
+                info: args.error_info,
+            },
             _ => CsOutcome::Busy,
         };
         if outcome != CsOutcome::Busy {
@@ -305,24 +406,43 @@ impl<'p> Device<'p> {
     /// Copies `size` bytes between device VAs (device or host memory) on DMA0 and
     /// waits; returns the device time of completion.
     pub fn copy(&self, dst: u64, src: u64, size: u64, dir: DmaDir) -> Result<u64, Errno> {
-        self.run(DMA0, &[Packet::LinDma { src, dst, size, dir }])?.ok()
+        self.run(
+            DMA0,
+            &[Packet::LinDma {
+                src,
+                dst,
+                size,
+                dir,
+            }],
+        )?
+        .ok()
     }
 
     /// A stream of work on one DMA engine.
     pub fn stream(&self, queue: u32) -> Stream<'_, 'p> {
-        Stream { dev: self, queue, last: Mutex::new(0) }
+        Stream {
+            dev: self,
+            queue,
+            last: Mutex::new(0),
+        }
     }
 
     /// A sync object of this context for an event.
     pub fn event(&self) -> Result<Event, Errno> {
         let sob = lock(&self.sobs).pop().ok_or(Errno::ENOSPC)?;
-        Ok(Event { sob, target: Mutex::new(0), seq: Mutex::new(0) })
+        Ok(Event {
+            sob,
+            target: Mutex::new(0),
+            seq: Mutex::new(0),
+        })
     }
 
     /// `SG1_IOCTL_RESET`.
     pub fn reset(&self, hard: bool) -> Result<(), Errno> {
         let kind = if hard { RESET_HARD } else { RESET_SOFT };
-        self.p.ioctl_with(self.fd, SG1_IOCTL_RESET, &mut ResetArgs { kind, pad: 0 }).map(drop)
+        self.p
+            .ioctl_with(self.fd, SG1_IOCTL_RESET, &mut ResetArgs { kind, pad: 0 })
+            .map(drop)
     }
 
     /// Closes the device (the context goes with the last reference to it).
@@ -349,12 +469,21 @@ impl Stream<'_, '_> {
 
     /// Queues a copy.
     pub fn copy(&self, dst: u64, src: u64, size: u64, dir: DmaDir) -> Result<u64, Errno> {
-        self.enqueue(&[Packet::LinDma { src, dst, size, dir }])
+        self.enqueue(&[Packet::LinDma {
+            src,
+            dst,
+            size,
+            dir,
+        }])
     }
 
     /// Queues the recording of `event`: it fires when the stream gets there.
     pub fn record(&self, event: &Event) -> Result<(), Errno> {
-        let seq = self.enqueue(&[Packet::Msg { sob: event.sob, op: MsgOp::Add, value: 1 }])?;
+        let seq = self.enqueue(&[Packet::Msg {
+            sob: event.sob,
+            op: MsgOp::Add,
+            value: 1,
+        }])?;
         *lock(&event.target) += 1;
         *lock(&event.seq) = seq;
         Ok(())
@@ -363,7 +492,11 @@ impl Stream<'_, '_> {
     /// Makes the stream wait (on the device) until `event` fires.
     pub fn wait_event(&self, event: &Event) -> Result<(), Errno> {
         let target = *lock(&event.target);
-        self.enqueue(&[Packet::Wait { sob: event.sob, target }]).map(drop)
+        self.enqueue(&[Packet::Wait {
+            sob: event.sob,
+            target,
+        }])
+        .map(drop)
     }
 
     /// Waits on the host for everything queued so far.

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod bench_dma;
 mod demo;
 mod demo_p2p;
 mod info;
@@ -104,6 +105,16 @@ enum BenchCommand {
         #[arg(long, default_value_t = 9)]
         iterations: usize,
     },
+    /// The SG1's DMA engines through the driver (H2D, D2H, D2D) against host memcpy,
+    /// and the submit-to-completion latency of a one-NOP command submission.
+    Dma {
+        /// Bytes per copy (suffixes K, M, G).
+        #[arg(long, default_value = "64M", value_parser = bench::parse_size)]
+        size: u64,
+        /// Timed rounds (each times the reference and every direction; medians are reported).
+        #[arg(long, default_value_t = 9)]
+        iterations: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -132,5 +143,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench {
             which: BenchCommand::Fabric { size, iterations },
         } => bench::fabric(size, iterations),
+        Command::Bench {
+            which: BenchCommand::Dma { size, iterations },
+        } => bench_dma::dma(size, iterations),
     }
 }

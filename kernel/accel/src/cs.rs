@@ -31,7 +31,10 @@ impl CsError {
     }
 
     /// Aborted by a reset.
-    pub const RESET: CsError = CsError { errno: Errno::ECANCELED, info: 0 };
+    pub const RESET: CsError = CsError {
+        errno: Errno::ECANCELED,
+        info: 0,
+    };
 }
 
 /// A submission in flight or done.
@@ -45,7 +48,12 @@ pub struct Cs {
 
 impl Cs {
     pub(crate) fn new(fence: DmaFence, jobs: u32) -> Self {
-        Self { fence, jobs_left: AtomicU32::new(jobs), error: Mutex::new(None), done_time_ns: AtomicU64::new(0) }
+        Self {
+            fence,
+            jobs_left: AtomicU32::new(jobs),
+            error: Mutex::new(None),
+            done_time_ns: AtomicU64::new(0),
+        }
     }
 
     /// The completion fence.
@@ -70,7 +78,8 @@ impl Cs {
 
     /// One job finished; returns true when it was the last one.
     pub(crate) fn job_done(&self, device_time_ns: u64) -> bool {
-        self.done_time_ns.fetch_max(device_time_ns, Ordering::AcqRel);
+        self.done_time_ns
+            .fetch_max(device_time_ns, Ordering::AcqRel);
         self.jobs_left.fetch_sub(1, Ordering::AcqRel) == 1
     }
 

@@ -13,7 +13,9 @@ use sagrada_hw_accel_abi::firmware::{OP_GET_INFO, OP_GET_VERSION, PROTOCOL_MAJOR
 use sagrada_hw_accel_abi::mmu::host_phys;
 use sagrada_hw_accel_abi::packet::Packet;
 use sagrada_hw_accel_abi::regs::{cq, global, mmu, msix, queue, sob, sob_owner};
-use sagrada_hw_accel_abi::{HBM_BAR, NUM_ASIDS, REG_BAR, VECTOR_CQ, VECTOR_FIRMWARE, VECTOR_MMU, VECTOR_MONITOR};
+use sagrada_hw_accel_abi::{
+    HBM_BAR, NUM_ASIDS, REG_BAR, VECTOR_CQ, VECTOR_FIRMWARE, VECTOR_MMU, VECTOR_MONITOR,
+};
 use sagrada_hw_fabric::{DeviceId, Fabric};
 use sagrada_kernel_core::{DmaCoherent, Errno, KResult, Kernel, MsiMessage, lock};
 use sagrada_kernel_dmabuf::DmaBufRegistry;
@@ -117,7 +119,10 @@ pub(crate) struct DeviceInner {
 
 impl std::fmt::Debug for DeviceInner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sg1Device").field("name", &self.name).field("dev", &self.dev).finish_non_exhaustive()
+        f.debug_struct("Sg1Device")
+            .field("name", &self.name)
+            .field("dev", &self.dev)
+            .finish_non_exhaustive()
     }
 }
 
@@ -144,7 +149,14 @@ fn program_msix(mmio: &Mmio, vector: u32, msg: &MsiMessage) -> KResult<()> {
 }
 
 fn ring_entry(cb_addr: u64, cb_size: u32, asid: u16, tag: u64) -> RingEntry {
-    RingEntry { cb_addr, cb_size, asid, flags: 0, tag, reserved: 0 }
+    RingEntry {
+        cb_addr,
+        cb_size,
+        asid,
+        flags: 0,
+        tag,
+        reserved: 0,
+    }
 }
 
 impl DeviceInner {
@@ -159,33 +171,57 @@ impl DeviceInner {
         let fabric = kernel.fabric().clone();
         let function = fabric.function(dev).clone();
         let name = format!("accel{index}");
-        let fail = |reason: String| ProbeError { device: name.clone(), bdf: function.bdf.to_string(), reason };
+        let fail = |reason: String| ProbeError {
+            device: name.clone(),
+            bdf: function.bdf.to_string(),
+            reason,
+        };
         let io = |what: &str, e: Errno| fail(format!("{what}: {e}"));
         let bar = |i| function.bars.iter().find(|b| b.index == i).cloned();
         let (Some(bar0), Some(bar2)) = (bar(REG_BAR), bar(HBM_BAR)) else {
             return Err(fail("BAR0 or BAR2 is missing".into()));
         };
         let mmio = Mmio::new(fabric.clone(), bar0.phys);
-        let id = mmio.read(global::ID).map_err(|e| io("reading the chip id", e))?;
+        let id = mmio
+            .read(global::ID)
+            .map_err(|e| io("reading the chip id", e))?;
         if id != 0x5347_0001 {
             return Err(fail(format!("unexpected chip id {id:#010x}")));
         }
-        let status = mmio.read(global::STATUS).map_err(|e| io("reading the status", e))?;
+        let status = mmio
+            .read(global::STATUS)
+            .map_err(|e| io("reading the status", e))?;
         if !global::fields::STATUS::FW_READY.is_set(status) {
             return Err(fail("the firmware has not booted".into()));
         }
-        let hbm_size = mmio.read64(global::HBM_SIZE_LO).map_err(|e| io("reading the HBM size", e))?;
+        let hbm_size = mmio
+            .read64(global::HBM_SIZE_LO)
+            .map_err(|e| io("reading the HBM size", e))?;
         if hbm_size == 0 || hbm_size > bar2.size || hbm_size % DRAM_PAGE_SIZE != 0 {
-            return Err(fail(format!("HBM of {hbm_size:#x} bytes does not fit its BAR of {:#x}", bar2.size)));
+            return Err(fail(format!(
+                "HBM of {hbm_size:#x} bytes does not fit its BAR of {:#x}",
+                bar2.size
+            )));
         }
 
         // Interrupts first: the firmware answers through one.
         let slot: Arc<OnceLock<Weak<DeviceInner>>> = Arc::new(OnceLock::new());
         let mailbox = Arc::new(Mailbox::default());
-        let mut vectors = IrqGuard { kernel: kernel.clone(), vectors: Vec::new() };
+        let mut vectors = IrqGuard {
+            kernel: kernel.clone(),
+            vectors: Vec::new(),
+        };
         let handlers: [(u32, &str, Arc<dyn Fn() + Send + Sync>); 4] = [
-            (VECTOR_CQ, "cq", Self::handler(&slot, |d| d.on_cq_interrupt())),
-            (VECTOR_MMU, "mmu", Self::handler(&slot, |d| d.on_mmu_interrupt())),
+            (
+                VECTOR_CQ,
+                "cq",
+                Self::handler(&slot, |d| d.on_cq_interrupt()),
+            ),
+            (
+                VECTOR_MMU,
+                "mmu",
+                Self::handler(&slot, |d| d.on_mmu_interrupt()),
+            ),
             (VECTOR_FIRMWARE, "fw", {
                 let mb = mailbox.clone();
                 Arc::new(move || mb.on_interrupt())
@@ -200,29 +236,44 @@ impl DeviceInner {
             program_msix(&mmio, v, &msg).map_err(|e| io("programming MSI-X", e))?;
         }
 
-        let version = mailbox.call(&mmio, OP_GET_VERSION, &[]).map_err(|e| io("asking the firmware its version", e))?;
+        let version = mailbox
+            .call(&mmio, OP_GET_VERSION, &[])
+            .map_err(|e| io("asking the firmware its version", e))?;
         let [major, minor, patch, ..] = version[..] else {
-            return Err(fail("the firmware's GET_VERSION answer is too short".into()));
+            return Err(fail(
+                "the firmware's GET_VERSION answer is too short".into(),
+            ));
         };
         if major != PROTOCOL_MAJOR {
             return Err(fail(format!(
                 "firmware {major}.{minor}.{patch} speaks mailbox protocol {major}, this driver speaks protocol {PROTOCOL_MAJOR}; refusing the device"
             )));
         }
-        let info = mailbox.call(&mmio, OP_GET_INFO, &[]).map_err(|e| io("asking the firmware for device information", e))?;
+        let info = mailbox
+            .call(&mmio, OP_GET_INFO, &[])
+            .map_err(|e| io("asking the firmware for device information", e))?;
         let fw_version = (major, minor, patch);
         let serial = info.get(6).copied().unwrap_or(0);
 
-        let alloc = |bytes| kernel.dma_alloc_coherent(dev, bytes).map_err(|e| io("allocating DMA memory", e));
+        let alloc = |bytes| {
+            kernel
+                .dma_alloc_coherent(dev, bytes)
+                .map_err(|e| io("allocating DMA memory", e))
+        };
         let mut queues = Vec::new();
         for _ in 0..DMA_QUEUES {
             let ring = alloc(u64::from(QUEUE_ENTRIES) * RING_ENTRY_SIZE)?;
             let fence_cbs = alloc(u64::from(QUEUE_ENTRIES) * FENCE_CB_STRIDE)?;
-            queues.push(Mutex::new(Queue { ring, fence_cbs, pi: 0 }));
+            queues.push(Mutex::new(Queue {
+                ring,
+                fence_cbs,
+                pi: 0,
+            }));
         }
         let cq_ring = alloc(u64::from(CQ_ENTRIES) * size_of::<CqEntry>() as u64)?;
-        let queues: [Mutex<Queue>; DMA_QUEUES as usize] =
-            queues.try_into().map_err(|_| fail("internal: queue count".into()))?;
+        let queues: [Mutex<Queue>; DMA_QUEUES as usize] = queues
+            .try_into()
+            .map_err(|_| fail("internal: queue count".into()))?;
 
         // Page tables take the top of HBM; contexts allocate below.
         let pt_bytes = (hbm_size / 32).max(16 << 20).div_ceil(DRAM_PAGE_SIZE) * DRAM_PAGE_SIZE;
@@ -237,14 +288,20 @@ impl DeviceInner {
             params,
             registry: registry.clone(),
             mmio,
-            hbm: HbmWindow { fabric: fabric.clone(), bar: bar2.phys },
+            hbm: HbmWindow {
+                fabric: fabric.clone(),
+                bar: bar2.phys,
+            },
             hbm_size,
             fw_version,
             serial,
             vectors: std::mem::take(&mut vectors.vectors),
             mailbox,
             queues,
-            cq: Mutex::new(Cq { ring: cq_ring, ci: 0 }),
+            cq: Mutex::new(Cq {
+                ring: cq_ring,
+                ci: 0,
+            }),
             jobs: Mutex::new(HashMap::new()),
             next_tag: AtomicU64::new(1),
             hbm_alloc: Mutex::new(HbmAllocator::new(dram_user)),
@@ -257,11 +314,16 @@ impl DeviceInner {
             counters: DriverCounters::default(),
         });
         let _ = slot.set(Arc::downgrade(&inner));
-        inner.program_queues().map_err(|e| io("programming the queues", e))?;
+        inner
+            .program_queues()
+            .map_err(|e| io("programming the queues", e))?;
         Ok(inner)
     }
 
-    fn handler(slot: &Arc<OnceLock<Weak<DeviceInner>>>, f: fn(&DeviceInner)) -> Arc<dyn Fn() + Send + Sync> {
+    fn handler(
+        slot: &Arc<OnceLock<Weak<DeviceInner>>>,
+        f: fn(&DeviceInner),
+    ) -> Arc<dyn Fn() + Send + Sync> {
         let slot = slot.clone();
         Arc::new(move || {
             if let Some(d) = slot.get().and_then(Weak::upgrade) {
@@ -276,17 +338,23 @@ impl DeviceInner {
             let qb = queue::instance(q as u32);
             let mut queue = lock(queue);
             queue.pi = 0;
-            self.mmio.write64(qb + queue::BASE_LO, queue.ring.iova().raw())?;
-            self.mmio.write(qb + queue::SIZE_LOG2, QUEUE_ENTRIES.trailing_zeros())?;
+            self.mmio
+                .write64(qb + queue::BASE_LO, queue.ring.iova().raw())?;
+            self.mmio
+                .write(qb + queue::SIZE_LOG2, QUEUE_ENTRIES.trailing_zeros())?;
             self.mmio.write(qb + queue::PI, 0)?;
-            self.mmio.write(qb + queue::CTRL, queue::fields::CTRL::ENABLE.mask())?;
+            self.mmio
+                .write(qb + queue::CTRL, queue::fields::CTRL::ENABLE.mask())?;
         }
         let mut cqs = lock(&self.cq);
         cqs.ci = 0;
-        self.mmio.write64(cq::BASE + cq::BASE_LO, cqs.ring.iova().raw())?;
-        self.mmio.write(cq::BASE + cq::SIZE_LOG2, CQ_ENTRIES.trailing_zeros())?;
+        self.mmio
+            .write64(cq::BASE + cq::BASE_LO, cqs.ring.iova().raw())?;
+        self.mmio
+            .write(cq::BASE + cq::SIZE_LOG2, CQ_ENTRIES.trailing_zeros())?;
         self.mmio.write(cq::BASE + cq::CI, 0)?;
-        self.mmio.write(cq::BASE + cq::CTRL, cq::fields::CTRL::ENABLE.mask())
+        self.mmio
+            .write(cq::BASE + cq::CTRL, cq::fields::CTRL::ENABLE.mask())
     }
 
     /// [`crate::uapi::STATUS_OPERATIONAL`] and friends.
@@ -318,7 +386,10 @@ impl DeviceInner {
 
     /// The sync objects an ASID owns.
     pub fn sob_range(asid: u16) -> (u32, u32) {
-        (KERNEL_SOBS + (u32::from(asid) - 1) * SOBS_PER_CONTEXT, SOBS_PER_CONTEXT)
+        (
+            KERNEL_SOBS + (u32::from(asid) - 1) * SOBS_PER_CONTEXT,
+            SOBS_PER_CONTEXT,
+        )
     }
 
     /// Gives (or takes back, with `owner` 0) an ASID's sync objects, zeroed.
@@ -326,15 +397,20 @@ impl DeviceInner {
         let (base, count) = Self::sob_range(asid);
         for s in base..base + count {
             self.mmio.write(sob::instance(s) + sob::VALUE, 0)?;
-            self.mmio.write(sob_owner::instance(s) + sob_owner::ASID, u32::from(owner))?;
+            self.mmio
+                .write(sob_owner::instance(s) + sob_owner::ASID, u32::from(owner))?;
         }
         Ok(())
     }
 
     /// Points the MMU at an ASID's page table (0: none).
     pub fn set_hop0(&self, asid: u16, hop0: u64) -> KResult<()> {
-        self.mmio.write64(sagrada_hw_accel_abi::regs::mmu_hop0::instance(u32::from(asid)), hop0)?;
-        self.mmio.write(mmu::BASE + mmu::INVALIDATE, u32::from(asid))
+        self.mmio.write64(
+            sagrada_hw_accel_abi::regs::mmu_hop0::instance(u32::from(asid)),
+            hop0,
+        )?;
+        self.mmio
+            .write(mmu::BASE + mmu::INVALIDATE, u32::from(asid))
     }
 
     /// Scrubs HBM with the device's scrubber (synchronous).
@@ -342,10 +418,14 @@ impl DeviceInner {
         use sagrada_hw_accel_abi::regs::scrub;
         self.mmio.write64(scrub::BASE + scrub::ADDR_LO, hbm_pa)?;
         self.mmio.write64(scrub::BASE + scrub::SIZE_LO, len)?;
-        self.mmio.write(scrub::BASE + scrub::CTRL, scrub::fields::CTRL::GO.mask())?;
+        self.mmio
+            .write(scrub::BASE + scrub::CTRL, scrub::fields::CTRL::GO.mask())?;
         let status = self.mmio.read(scrub::BASE + scrub::STATUS)?;
         if scrub::fields::STATUS::ERROR.is_set(status) {
-            tracing::error!("{}: scrubbing {len:#x} bytes at {hbm_pa:#x} failed", self.name);
+            tracing::error!(
+                "{}: scrubbing {len:#x} bytes at {hbm_pa:#x} failed",
+                self.name
+            );
             return Err(Errno::EIO);
         }
         Ok(())
@@ -379,16 +459,26 @@ impl DeviceInner {
             queue.fence_cbs.write(fence_at, &fence)?;
             let entries = [
                 ring_entry(chunk.cb_addr, chunk.cb_size, asid, tag),
-                ring_entry(host_phys(queue.fence_cbs.iova().raw() + fence_at), fence.len() as u32, 0, tag),
+                ring_entry(
+                    host_phys(queue.fence_cbs.iova().raw() + fence_at),
+                    fence.len() as u32,
+                    0,
+                    tag,
+                ),
             ];
-            queue.ring.write(u64::from(user) * RING_ENTRY_SIZE, entries[0].as_bytes())?;
-            queue.ring.write(u64::from(kernel) * RING_ENTRY_SIZE, entries[1].as_bytes())?;
+            queue
+                .ring
+                .write(u64::from(user) * RING_ENTRY_SIZE, entries[0].as_bytes())?;
+            queue
+                .ring
+                .write(u64::from(kernel) * RING_ENTRY_SIZE, entries[1].as_bytes())?;
             queue.pi = queue.pi.wrapping_add(2);
         }
         drop(jobs);
         for (q, guard) in guards.iter().enumerate() {
             if chunks.iter().any(|c| c.queue == q as u32) {
-                self.mmio.write(queue::instance(q as u32) + queue::PI, guard.pi)?;
+                self.mmio
+                    .write(queue::instance(q as u32) + queue::PI, guard.pi)?;
             }
         }
         Ok(())
@@ -401,7 +491,9 @@ impl DeviceInner {
         {
             let mut cqs = lock(&self.cq);
             loop {
-                let Ok(pi) = self.mmio.read(cq::BASE + cq::PI) else { break };
+                let Ok(pi) = self.mmio.read(cq::BASE + cq::PI) else {
+                    break;
+                };
                 if pi == cqs.ci {
                     break;
                 }
@@ -412,14 +504,20 @@ impl DeviceInner {
                     if cqs.ring.read(slot, &mut raw).is_err() {
                         continue;
                     }
-                    let Ok(entry) = CqEntry::read_from_bytes(&raw) else { continue };
+                    let Ok(entry) = CqEntry::read_from_bytes(&raw) else {
+                        continue;
+                    };
                     self.on_completion(&entry, &mut finished);
                 }
                 let _ = self.mmio.write(cq::BASE + cq::CI, cqs.ci);
             }
         }
         for cs in finished {
-            let counter = if cs.error().is_some() { &self.counters.cs_aborted } else { &self.counters.cs_completed };
+            let counter = if cs.error().is_some() {
+                &self.counters.cs_aborted
+            } else {
+                &self.counters.cs_completed
+            };
             counter.fetch_add(1, Ordering::Relaxed);
             cs.complete();
         }
@@ -436,11 +534,18 @@ impl DeviceInner {
                 }
             }
             Some(status) => {
-                if let (Some(job), Some(error)) = (jobs.get(&entry.tag), CsError::from_status(status, entry.info)) {
+                if let (Some(job), Some(error)) = (
+                    jobs.get(&entry.tag),
+                    CsError::from_status(status, entry.info),
+                ) {
                     job.cs.fail(error);
                 }
             }
-            None => tracing::error!("{}: completion entry with unknown status {}", self.name, entry.status),
+            None => tracing::error!(
+                "{}: completion entry with unknown status {}",
+                self.name,
+                entry.status
+            ),
         }
     }
 
@@ -450,8 +555,14 @@ impl DeviceInner {
         let read = |r| self.mmio.read(mmu::BASE + r).unwrap_or(0);
         let va = u64::from(read(mmu::FAULT_VA_LO)) | u64::from(read(mmu::FAULT_VA_HI)) << 32;
         // User-caused: debug level, never the kernel log (a user could flood it).
-        tracing::debug!("{}: MMU fault: ASID {}, VA {va:#x}, cause {:#x}", self.name, read(mmu::FAULT_ASID), read(mmu::FAULT_CAUSE));
-        let clear = mmu::fields::FAULT_STATUS::VALID.mask() | mmu::fields::FAULT_STATUS::OVERFLOW.mask();
+        tracing::debug!(
+            "{}: MMU fault: ASID {}, VA {va:#x}, cause {:#x}",
+            self.name,
+            read(mmu::FAULT_ASID),
+            read(mmu::FAULT_CAUSE)
+        );
+        let clear =
+            mmu::fields::FAULT_STATUS::VALID.mask() | mmu::fields::FAULT_STATUS::OVERFLOW.mask();
         let _ = self.mmio.write(mmu::BASE + mmu::FAULT_STATUS, clear);
     }
 
@@ -462,17 +573,34 @@ impl DeviceInner {
         if hard && self.exports.load(Ordering::Acquire) > 0 {
             return Err(Errno::EBUSY);
         }
-        if self.state.compare_exchange(STATUS_OPERATIONAL, STATUS_IN_RESET, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        if self
+            .state
+            .compare_exchange(
+                STATUS_OPERATIONAL,
+                STATUS_IN_RESET,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+        {
             return Err(Errno::EBUSY);
         }
         let aborted: Vec<Arc<Cs>> = {
             let _queues: Vec<_> = self.queues.iter().map(lock).collect();
             let _cq = lock(&self.cq);
-            let bit = if hard { global::fields::RESET::HARD } else { global::fields::RESET::SOFT };
+            let bit = if hard {
+                global::fields::RESET::HARD
+            } else {
+                global::fields::RESET::SOFT
+            };
             let done = self.mmio.write(global::RESET, bit.mask());
             let mut jobs = lock(&self.jobs);
             let mut seen = std::collections::HashSet::new();
-            let aborted = jobs.drain().map(|(_, j)| j.cs).filter(|cs| seen.insert(Arc::as_ptr(cs))).collect();
+            let aborted = jobs
+                .drain()
+                .map(|(_, j)| j.cs)
+                .filter(|cs| seen.insert(Arc::as_ptr(cs)))
+                .collect();
             drop(jobs);
             if let Err(e) = done {
                 self.state.store(STATUS_MALFUNCTION, Ordering::Release);
@@ -481,7 +609,14 @@ impl DeviceInner {
             aborted
         };
         let restored = self.after_reset(hard);
-        self.state.store(if restored.is_ok() { STATUS_OPERATIONAL } else { STATUS_MALFUNCTION }, Ordering::Release);
+        self.state.store(
+            if restored.is_ok() {
+                STATUS_OPERATIONAL
+            } else {
+                STATUS_MALFUNCTION
+            },
+            Ordering::Release,
+        );
         for cs in aborted {
             cs.fail(CsError::RESET);
             self.counters.cs_aborted.fetch_add(1, Ordering::Relaxed);
@@ -492,7 +627,10 @@ impl DeviceInner {
 
     fn after_reset(&self, hard: bool) -> KResult<()> {
         if hard {
-            for (v, msg) in [VECTOR_CQ, VECTOR_MMU, VECTOR_FIRMWARE, VECTOR_MONITOR].into_iter().zip(&self.vectors) {
+            for (v, msg) in [VECTOR_CQ, VECTOR_MMU, VECTOR_FIRMWARE, VECTOR_MONITOR]
+                .into_iter()
+                .zip(&self.vectors)
+            {
                 program_msix(&self.mmio, v, msg)?;
             }
             self.generation.fetch_add(1, Ordering::AcqRel);
@@ -500,7 +638,10 @@ impl DeviceInner {
             lock(&self.pt_pool).reset();
         }
         self.program_queues()?;
-        let contexts: Vec<_> = lock(&self.contexts).iter().filter_map(Weak::upgrade).collect();
+        let contexts: Vec<_> = lock(&self.contexts)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
         for ctx in contexts {
             if hard {
                 ctx.mark_defunct();

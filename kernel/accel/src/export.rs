@@ -46,8 +46,19 @@ pub(crate) struct Sg1Export {
 }
 
 /// `EXPORT_DMABUF_FD {addr, size, offset, flags}`.
-pub(crate) fn export(task: &Task<'_>, ctx: &Arc<ContextInner>, addr: u64, size: u64, offset: u64, flags: u32) -> KResult<Fd> {
-    if !addr.is_multiple_of(PAGE_SIZE) || size == 0 || !size.is_multiple_of(PAGE_SIZE) || !offset.is_multiple_of(PAGE_SIZE) {
+pub(crate) fn export(
+    task: &Task<'_>,
+    ctx: &Arc<ContextInner>,
+    addr: u64,
+    size: u64,
+    offset: u64,
+    flags: u32,
+) -> KResult<Fd> {
+    if !addr.is_multiple_of(PAGE_SIZE)
+        || size == 0
+        || !size.is_multiple_of(PAGE_SIZE)
+        || !offset.is_multiple_of(PAGE_SIZE)
+    {
         return Err(Errno::EINVAL);
     }
     let alloc = ctx.dram_mapping(addr)?;
@@ -58,7 +69,12 @@ pub(crate) fn export(task: &Task<'_>, ctx: &Arc<ContextInner>, addr: u64, size: 
     let dev = ctx.dev();
     alloc.exports.fetch_add(1, Ordering::AcqRel);
     dev.exports.fetch_add(1, Ordering::AcqRel);
-    let ops = Sg1Export { ctx: ctx.clone(), alloc, offset, size };
+    let ops = Sg1Export {
+        ctx: ctx.clone(),
+        alloc,
+        offset,
+        size,
+    };
     // From here on, dropping the buffer runs `release`, which undoes the counts: a
     // failure to install the fd cannot free anything twice.
     let buf = dev.registry.export(ExportInfo {
@@ -96,14 +112,21 @@ impl Sg1Export {
             return;
         }
         for e in entries {
-            if let Err(err) = self.ctx.dev().fabric.dma_unmap(attach.dev(), e.dma_addr, e.len) {
+            if let Err(err) = self
+                .ctx
+                .dev()
+                .fabric
+                .dma_unmap(attach.dev(), e.dma_addr, e.len)
+            {
                 tracing::error!("{}: unmapping a dma-buf entry: {err}", self.ctx.dev().name);
             }
         }
     }
 
     fn mode(&self, attach: &Attachment) -> MapMode {
-        attach.with_exporter_priv(|p| p.and_then(|p| p.downcast_ref::<MapMode>().copied())).unwrap_or(MapMode::Iommu)
+        attach
+            .with_exporter_priv(|p| p.and_then(|p| p.downcast_ref::<MapMode>().copied()))
+            .unwrap_or(MapMode::Iommu)
     }
 }
 
@@ -113,7 +136,12 @@ impl DmaBufOps for Sg1Export {
         let dev = self.ctx.dev();
         let distance = dev.fabric.p2pdma_distance(dev.dev, attach.dev());
         if distance.map_type == P2pMapType::NotSupported {
-            tracing::debug!("{}: p2p refused for {:?}: {}", dev.name, attach.dev(), distance.reason);
+            tracing::debug!(
+                "{}: p2p refused for {:?}: {}",
+                dev.name,
+                attach.dev(),
+                distance.reason
+            );
             attach.set_peer2peer(false);
         }
         let mode = if dev.params.p2p_bus_addr && distance.map_type == P2pMapType::BusAddr {
@@ -145,14 +173,16 @@ impl DmaBufOps for Sg1Export {
                 let bar = PhysAddr(dev.hbm.bar.raw() + pa + done);
                 let dma_addr = match mode {
                     MapMode::BusAddr => Iova(dev.fabric.phys_to_bus(bar).raw()),
-                    MapMode::Iommu => match dev.fabric.dma_map_resource(attach.dev(), bar, n, dir) {
-                        Ok(iova) => iova,
-                        Err(e) => {
-                            tracing::debug!("{}: dma_map_resource: {e}", dev.name);
-                            self.unmap_entries(attach, &entries);
-                            return Err(Errno::ENOMEM);
+                    MapMode::Iommu => {
+                        match dev.fabric.dma_map_resource(attach.dev(), bar, n, dir) {
+                            Ok(iova) => iova,
+                            Err(e) => {
+                                tracing::debug!("{}: dma_map_resource: {e}", dev.name);
+                                self.unmap_entries(attach, &entries);
+                                return Err(Errno::ENOMEM);
+                            }
                         }
-                    },
+                    }
                 };
                 entries.push(SgEntry { dma_addr, len: n });
                 done += n;

@@ -70,20 +70,40 @@ impl AccelFile {
             }
             INFO_DRAM_USAGE => {
                 let alloc = sagrada_kernel_core::lock(&dev.hbm_alloc);
-                let usage =
-                    DramUsage { free: alloc.free_bytes(), total: alloc.total_bytes(), ctx_used: self.ctx.used_bytes() };
+                let usage = DramUsage {
+                    free: alloc.free_bytes(),
+                    total: alloc.total_bytes(),
+                    ctx_used: self.ctx.used_bytes(),
+                };
                 drop(alloc);
                 answer(task, &args, &usage)
             }
-            INFO_DEVICE_STATUS => answer(task, &args, &DeviceStatus { status: dev.status(), pad: 0 }),
+            INFO_DEVICE_STATUS => answer(
+                task,
+                &args,
+                &DeviceStatus {
+                    status: dev.status(),
+                    pad: 0,
+                },
+            ),
             INFO_COUNTERS => {
                 let q = |i, lo| dev.queue_counter(i, lo);
                 let c = Counters {
                     busy_ns: [0, 1, 2].map(|i| q(i, queue::BUSY_NS_LO)),
-                    errors: [0, 1, 2].map(|i| dev.mmio.read(queue::instance(i) + queue::ERRORS).unwrap_or(0)),
+                    errors: [0, 1, 2].map(|i| {
+                        dev.mmio
+                            .read(queue::instance(i) + queue::ERRORS)
+                            .unwrap_or(0)
+                    }),
                     mmu_faults: dev.mmio.read(mmu::BASE + mmu::FAULT_COUNT)?,
-                    cs_completed: dev.counters.cs_completed.load(std::sync::atomic::Ordering::Relaxed),
-                    cs_aborted: dev.counters.cs_aborted.load(std::sync::atomic::Ordering::Relaxed),
+                    cs_completed: dev
+                        .counters
+                        .cs_completed
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                    cs_aborted: dev
+                        .counters
+                        .cs_aborted
+                        .load(std::sync::atomic::Ordering::Relaxed),
                     soft_resets: dev.mmio.read(global::SOFT_RESETS)?,
                     hard_resets: dev.mmio.read(global::HARD_RESETS)?,
                 };
@@ -92,7 +112,16 @@ impl AccelFile {
             INFO_FIRMWARE => answer(task, &args, &dev.firmware_status()?),
             INFO_CONTEXT => {
                 let (sob_base, sob_count) = DeviceInner::sob_range(self.ctx.asid());
-                answer(task, &args, &ContextInfo { asid: u32::from(self.ctx.asid()), sob_base, sob_count, pad: 0 })
+                answer(
+                    task,
+                    &args,
+                    &ContextInfo {
+                        asid: u32::from(self.ctx.asid()),
+                        sob_base,
+                        sob_count,
+                        pad: 0,
+                    },
+                )
             }
             _ => Err(Errno::EINVAL),
         }
@@ -118,11 +147,15 @@ impl AccelFile {
                 if args.flags & !MEM_CONTIGUOUS != 0 {
                     return Err(Errno::EINVAL);
                 }
-                args.out_handle = self.ctx.alloc(args.size, args.flags & MEM_CONTIGUOUS != 0)?;
+                args.out_handle = self
+                    .ctx
+                    .alloc(args.size, args.flags & MEM_CONTIGUOUS != 0)?;
             }
             MEM_OP_FREE => self.ctx.free(args.handle)?,
             MEM_OP_MAP => args.out_addr = self.ctx.map(args.handle)?,
-            MEM_OP_MAP_USERPTR => args.out_addr = self.ctx.map_userptr(task, args.addr, args.size)?,
+            MEM_OP_MAP_USERPTR => {
+                args.out_addr = self.ctx.map_userptr(task, args.addr, args.size)?
+            }
             MEM_OP_UNMAP => self.ctx.unmap(args.addr)?,
             MEM_OP_EXPORT_DMABUF_FD => {
                 // Upper 32 bits of the handle field would have been truncated before
@@ -131,7 +164,14 @@ impl AccelFile {
                 if args.handle != 0 {
                     return Err(Errno::EINVAL);
                 }
-                args.out_fd = crate::export::export(task, &self.ctx, args.addr, args.size, args.offset, args.flags)?;
+                args.out_fd = crate::export::export(
+                    task,
+                    &self.ctx,
+                    args.addr,
+                    args.size,
+                    args.offset,
+                    args.flags,
+                )?;
             }
             _ => return Err(Errno::EINVAL),
         }
@@ -140,7 +180,11 @@ impl AccelFile {
 
     fn cs(&self, task: &Task<'_>, arg: UserPtr) -> KResult<i64> {
         let mut args: CsArgs = task.read_obj(arg)?;
-        if args.num_chunks == 0 || args.num_chunks > MAX_CS_CHUNKS || args.flags & !CS_FLAG_OUT_FENCE != 0 || args.pad != 0 {
+        if args.num_chunks == 0
+            || args.num_chunks > MAX_CS_CHUNKS
+            || args.flags & !CS_FLAG_OUT_FENCE != 0
+            || args.pad != 0
+        {
             return Err(Errno::EINVAL);
         }
         let mut chunks = vec![CsChunk::default(); args.num_chunks as usize];
@@ -163,7 +207,9 @@ impl AccelFile {
 
     fn wait_cs(&self, task: &Task<'_>, arg: UserPtr) -> KResult<i64> {
         let mut args: WaitCsArgs = task.read_obj(arg)?;
-        let outcome = self.ctx.wait(args.seq, Duration::from_micros(args.timeout_us))?;
+        let outcome = self
+            .ctx
+            .wait(args.seq, Duration::from_micros(args.timeout_us))?;
         args.status = outcome.status;
         args.error = outcome.error;
         args.error_info = outcome.info;

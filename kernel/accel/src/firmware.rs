@@ -35,7 +35,11 @@ impl Mailbox {
     pub fn call(&self, mmio: &Mmio, opcode: u16, payload: &[u32]) -> KResult<Vec<u32>> {
         let mut seq = lock(&self.request);
         *seq = seq.wrapping_add(1);
-        let req = Message { code: opcode, seq: *seq, payload: payload.to_vec() };
+        let req = Message {
+            code: opcode,
+            seq: *seq,
+            payload: payload.to_vec(),
+        };
         for (i, d) in req.to_dwords().iter().enumerate() {
             mmio.write(mbox_req::instance(i as u32) + mbox_req::DATA, *d)?;
         }
@@ -49,7 +53,11 @@ impl Mailbox {
                 tracing::error!("firmware did not answer opcode {opcode:#x}");
                 return Err(Errno::ETIMEDOUT);
             }
-            answered = self.cv.wait_timeout(answered, deadline - now).unwrap_or_else(std::sync::PoisonError::into_inner).0;
+            answered = self
+                .cv
+                .wait_timeout(answered, deadline - now)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
         }
         drop(answered);
         let mut dwords = [0u32; MAILBOX_DWORDS];
@@ -60,7 +68,12 @@ impl Mailbox {
         mmio.write(mbox::BASE + mbox::STATUS, valid.mask())?;
         let resp = Message::from_dwords(&dwords).ok_or(Errno::EIO)?;
         if resp.seq != *seq || FwStatus::from_raw(resp.code) != Some(FwStatus::Ok) {
-            tracing::error!("firmware answered opcode {opcode:#x} with status {} (seq {} for {})", resp.code, resp.seq, *seq);
+            tracing::error!(
+                "firmware answered opcode {opcode:#x} with status {} (seq {} for {})",
+                resp.code,
+                resp.seq,
+                *seq
+            );
             return Err(Errno::EIO);
         }
         Ok(resp.payload)

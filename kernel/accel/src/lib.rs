@@ -54,7 +54,11 @@ impl Sg1Device {
 
 /// Probes every SG1 of the kernel's fabric, in PCI order (the N of `accelN`), creating
 /// a device node for each one that binds. Returns one result per device.
-pub fn probe(kernel: &Arc<Kernel>, registry: &Arc<DmaBufRegistry>, params: DriverParams) -> Vec<Result<Sg1Device, ProbeError>> {
+pub fn probe(
+    kernel: &Arc<Kernel>,
+    registry: &Arc<DmaBufRegistry>,
+    params: DriverParams,
+) -> Vec<Result<Sg1Device, ProbeError>> {
     let sg1s: Vec<_> = kernel
         .fabric()
         .endpoints()
@@ -66,11 +70,13 @@ pub fn probe(kernel: &Arc<Kernel>, registry: &Arc<DmaBufRegistry>, params: Drive
         .map(|(index, dev)| {
             let inner = device::DeviceInner::probe(kernel, registry, dev, index as u32, params)?;
             let path = format!("/dev/accel/{}", inner.name);
-            kernel.register_device(&path, Arc::new(file::AccelNode(inner.clone()))).map_err(|e| ProbeError {
-                device: inner.name.clone(),
-                bdf: kernel.fabric().function(dev).bdf.to_string(),
-                reason: format!("registering {path}: {e}"),
-            })?;
+            kernel
+                .register_device(&path, Arc::new(file::AccelNode(inner.clone())))
+                .map_err(|e| ProbeError {
+                    device: inner.name.clone(),
+                    bdf: kernel.fabric().function(dev).bdf.to_string(),
+                    reason: format!("registering {path}: {e}"),
+                })?;
             Ok(Sg1Device(inner))
         })
         .collect()

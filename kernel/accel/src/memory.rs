@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use sagrada_hw_accel_abi::mmu::{
-    ENTRIES, PAGE_2M, PAGE_4K, PTE_ADDR_MASK, PTE_HOST, PTE_LARGE, PTE_PRESENT, PTE_WRITABLE, TABLE_SIZE, index, pte,
+    ENTRIES, PAGE_2M, PAGE_4K, PTE_ADDR_MASK, PTE_HOST, PTE_LARGE, PTE_PRESENT, PTE_WRITABLE,
+    TABLE_SIZE, index, pte,
 };
 use sagrada_hw_fabric::{Fabric, PhysAddr};
 use sagrada_kernel_core::{Errno, KResult};
@@ -34,7 +35,11 @@ impl HbmAllocator {
     /// An allocator over the first `bytes` of HBM.
     pub fn new(bytes: u64) -> Self {
         let pages = bytes / DRAM_PAGE_SIZE;
-        Self { page_size: DRAM_PAGE_SIZE, pages, free: (0..pages).collect() }
+        Self {
+            page_size: DRAM_PAGE_SIZE,
+            pages,
+            free: (0..pages).collect(),
+        }
     }
 
     /// Bytes free.
@@ -135,13 +140,23 @@ pub(crate) struct VaAllocator {
 
 impl VaAllocator {
     pub fn new(start: u64, end: u64, align: u64) -> Self {
-        Self { align, free: BTreeMap::from([(start, end - start)]) }
+        Self {
+            align,
+            free: BTreeMap::from([(start, end - start)]),
+        }
     }
 
     /// A range of `len` bytes (rounded up to the alignment).
     pub fn alloc(&mut self, len: u64) -> KResult<u64> {
-        let len = len.div_ceil(self.align).checked_mul(self.align).ok_or(Errno::ENOMEM)?;
-        let (&start, &size) = self.free.iter().find(|&(_, &size)| size >= len).ok_or(Errno::ENOMEM)?;
+        let len = len
+            .div_ceil(self.align)
+            .checked_mul(self.align)
+            .ok_or(Errno::ENOMEM)?;
+        let (&start, &size) = self
+            .free
+            .iter()
+            .find(|&(_, &size)| size >= len)
+            .ok_or(Errno::ENOMEM)?;
         self.free.remove(&start);
         if size > len {
             self.free.insert(start + len, size - len);
@@ -177,7 +192,9 @@ pub(crate) struct HbmWindow {
 
 impl HbmWindow {
     pub fn write(&self, hbm_pa: u64, bytes: &[u8]) -> KResult<()> {
-        self.fabric.cpu_write(PhysAddr(self.bar.raw() + hbm_pa), bytes).map_err(|_| Errno::EIO)
+        self.fabric
+            .cpu_write(PhysAddr(self.bar.raw() + hbm_pa), bytes)
+            .map_err(|_| Errno::EIO)
     }
 }
 
@@ -196,7 +213,10 @@ impl PageTable {
     /// A new address space with an empty hop-0 table.
     pub fn new(pool: &mut PtPool) -> KResult<Self> {
         let hop0 = pool.alloc()?;
-        Ok(Self { hop0, tables: HashMap::from([(hop0, vec![0u64; ENTRIES as usize].into_boxed_slice())]) })
+        Ok(Self {
+            hop0,
+            tables: HashMap::from([(hop0, vec![0u64; ENTRIES as usize].into_boxed_slice())]),
+        })
     }
 
     /// HBM address of the hop-0 table.
@@ -205,13 +225,20 @@ impl PageTable {
     }
 
     /// The table below entry `idx` of `table`, created if absent.
-    fn next_table(&mut self, table: u64, idx: u64, pool: &mut PtPool, patches: &mut Vec<Patch>) -> KResult<u64> {
+    fn next_table(
+        &mut self,
+        table: u64,
+        idx: u64,
+        pool: &mut PtPool,
+        patches: &mut Vec<Patch>,
+    ) -> KResult<u64> {
         let entry = self.tables[&table][idx as usize];
         if entry & PTE_PRESENT != 0 {
             return Ok(entry & PTE_ADDR_MASK);
         }
         let next = pool.alloc()?;
-        self.tables.insert(next, vec![0u64; ENTRIES as usize].into_boxed_slice());
+        self.tables
+            .insert(next, vec![0u64; ENTRIES as usize].into_boxed_slice());
         let e = pte(next, 0);
         self.tables.get_mut(&table).expect("table exists")[idx as usize] = e;
         patches.push((table, idx, vec![e]));
@@ -221,32 +248,57 @@ impl PageTable {
     fn set(&mut self, table: u64, idx: u64, value: u64, patches: &mut Vec<Patch>) {
         self.tables.get_mut(&table).expect("table exists")[idx as usize] = value;
         match patches.last_mut() {
-            Some((t, first, values)) if *t == table && *first + values.len() as u64 == idx => values.push(value),
+            Some((t, first, values)) if *t == table && *first + values.len() as u64 == idx => {
+                values.push(value)
+            }
             _ => patches.push((table, idx, vec![value])),
         }
     }
 
     /// Maps `pages` (HBM addresses of 2 MiB pages) at `va`, writable.
-    pub fn map_dram(&mut self, va: u64, pages: &[u64], pool: &mut PtPool, hbm: &HbmWindow) -> KResult<()> {
+    pub fn map_dram(
+        &mut self,
+        va: u64,
+        pages: &[u64],
+        pool: &mut PtPool,
+        hbm: &HbmWindow,
+    ) -> KResult<()> {
         let mut patches = Vec::new();
         for (i, &pa) in pages.iter().enumerate() {
             let v = va + i as u64 * PAGE_2M;
             let hop1 = self.next_table(self.hop0, index(v, 0), pool, &mut patches)?;
             let hop2 = self.next_table(hop1, index(v, 1), pool, &mut patches)?;
-            self.set(hop2, index(v, 2), pte(pa, PTE_WRITABLE | PTE_LARGE), &mut patches);
+            self.set(
+                hop2,
+                index(v, 2),
+                pte(pa, PTE_WRITABLE | PTE_LARGE),
+                &mut patches,
+            );
         }
         write_patches(hbm, patches)
     }
 
     /// Maps host DMA addresses `iova..iova + len` (page aligned) at `va`, writable.
-    pub fn map_host(&mut self, va: u64, iova: u64, len: u64, pool: &mut PtPool, hbm: &HbmWindow) -> KResult<()> {
+    pub fn map_host(
+        &mut self,
+        va: u64,
+        iova: u64,
+        len: u64,
+        pool: &mut PtPool,
+        hbm: &HbmWindow,
+    ) -> KResult<()> {
         let mut patches = Vec::new();
         for off in (0..len).step_by(PAGE_4K as usize) {
             let v = va + off;
             let hop1 = self.next_table(self.hop0, index(v, 0), pool, &mut patches)?;
             let hop2 = self.next_table(hop1, index(v, 1), pool, &mut patches)?;
             let hop3 = self.next_table(hop2, index(v, 2), pool, &mut patches)?;
-            self.set(hop3, index(v, 3), pte(iova + off, PTE_WRITABLE | PTE_HOST), &mut patches);
+            self.set(
+                hop3,
+                index(v, 3),
+                pte(iova + off, PTE_WRITABLE | PTE_HOST),
+                &mut patches,
+            );
         }
         write_patches(hbm, patches)
     }
@@ -299,7 +351,10 @@ mod tests {
         let _second = a.alloc(DRAM_PAGE_SIZE, false).unwrap();
         a.release(&first);
         let run = a.alloc(3 * DRAM_PAGE_SIZE, true).unwrap();
-        assert_eq!(run, vec![2 * DRAM_PAGE_SIZE, 3 * DRAM_PAGE_SIZE, 4 * DRAM_PAGE_SIZE]);
+        assert_eq!(
+            run,
+            vec![2 * DRAM_PAGE_SIZE, 3 * DRAM_PAGE_SIZE, 4 * DRAM_PAGE_SIZE]
+        );
         assert_eq!(a.alloc(4 * DRAM_PAGE_SIZE, true), Err(Errno::ENOMEM));
         assert_eq!(a.alloc(4 * DRAM_PAGE_SIZE, false).unwrap().len(), 4);
         assert_eq!(a.free_bytes(), 0);

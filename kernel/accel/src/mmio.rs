@@ -24,13 +24,17 @@ impl Mmio {
     /// `readl`: `EIO` if the device does not answer.
     pub fn read(&self, off: u32) -> KResult<u32> {
         let mut b = [0u8; 4];
-        self.fabric.cpu_read(self.at(off), &mut b).map_err(|_| Errno::EIO)?;
+        self.fabric
+            .cpu_read(self.at(off), &mut b)
+            .map_err(|_| Errno::EIO)?;
         Ok(u32::from_le_bytes(b))
     }
 
     /// `writel`.
     pub fn write(&self, off: u32, value: u32) -> KResult<()> {
-        self.fabric.cpu_write(self.at(off), &value.to_le_bytes()).map_err(|_| Errno::EIO)
+        self.fabric
+            .cpu_write(self.at(off), &value.to_le_bytes())
+            .map_err(|_| Errno::EIO)
     }
 
     /// A 64-bit value in a LO/HI register pair (low half first).

@@ -22,7 +22,9 @@ pub const SG1_IOCTL_RESET: u32 = iowr::<ResetArgs>(SG1_IOC_MAGIC, 0x07);
 
 /// `struct sg1_info_args`: the kernel copies at most `return_size` bytes of the answer
 /// for `op` to `return_pointer`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct InfoArgs {
     /// User pointer to the answer buffer.
@@ -47,7 +49,9 @@ pub const INFO_CONTEXT: u32 = 4;
 pub const INFO_FIRMWARE: u32 = 5;
 
 /// The firmware's view, asked through its mailbox.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct FirmwareInfo {
     /// 1 when booted.
@@ -63,7 +67,9 @@ pub struct FirmwareInfo {
 }
 
 /// The device's properties.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct HwIpInfo {
     /// PCI device ID.
@@ -101,7 +107,9 @@ pub struct HwIpInfo {
 }
 
 /// Device memory usage.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct DramUsage {
     /// Bytes free for allocation.
@@ -113,7 +121,9 @@ pub struct DramUsage {
 }
 
 /// Device operating state.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct DeviceStatus {
     /// [`STATUS_OPERATIONAL`], [`STATUS_IN_RESET`] or [`STATUS_MALFUNCTION`].
@@ -130,7 +140,9 @@ pub const STATUS_IN_RESET: u32 = 1;
 pub const STATUS_MALFUNCTION: u32 = 2;
 
 /// Activity counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct Counters {
     /// Device time each queue's engine was busy, ns.
@@ -150,7 +162,9 @@ pub struct Counters {
 }
 
 /// The calling context.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct ContextInfo {
     /// Its address space.
@@ -165,7 +179,9 @@ pub struct ContextInfo {
 
 /// `struct sg1_mem_args`: one structure for every MEMORY operation; unused fields must
 /// be 0.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct MemArgs {
     /// One of the `MEM_OP_*` operations.
@@ -207,7 +223,9 @@ pub const MEM_OP_EXPORT_DMABUF_FD: u32 = 5;
 pub const MEM_CONTIGUOUS: u32 = 1;
 
 /// A job: a command buffer for one queue.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct CsChunk {
     /// Queue: 0 (DMA0) or 1 (DMA1).
@@ -219,7 +237,9 @@ pub struct CsChunk {
 }
 
 /// `struct sg1_cs_args`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct CsArgs {
     /// User pointer to `num_chunks` [`CsChunk`]s.
@@ -242,7 +262,9 @@ pub const MAX_CS_CHUNKS: u32 = 16;
 pub const CS_FLAG_OUT_FENCE: u32 = 1;
 
 /// `struct sg1_wait_cs_args`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct WaitCsArgs {
     /// The submission.
@@ -268,7 +290,9 @@ pub const CS_STATUS_BUSY: u32 = 1;
 pub const CS_STATUS_ABORTED: u32 = 2;
 
 /// `struct sg1_reset_args`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct ResetArgs {
     /// [`RESET_SOFT`] or [`RESET_HARD`].

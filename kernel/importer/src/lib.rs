@@ -13,7 +13,9 @@ pub mod uapi;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
-use sagrada_hw_fabric::{DeviceId, DmaDirection, EndpointKind, Fabric, FunctionKind, Iova, PhysAddr};
+use sagrada_hw_fabric::{
+    DeviceId, DmaDirection, EndpointKind, Fabric, FunctionKind, Iova, PhysAddr,
+};
 use sagrada_hw_importer::regs;
 use sagrada_kernel_core::{
     CharDevice, Errno, File, FileOps, KResult, Kernel, OpenFlags, Task, UserPtr, lock,
@@ -35,12 +37,16 @@ struct Importer {
 
 impl Importer {
     fn write(&self, off: u32, v: u32) -> KResult<()> {
-        self.fabric.cpu_write(PhysAddr(self.bar0.raw() + u64::from(off)), &v.to_le_bytes()).map_err(|_| Errno::EIO)
+        self.fabric
+            .cpu_write(PhysAddr(self.bar0.raw() + u64::from(off)), &v.to_le_bytes())
+            .map_err(|_| Errno::EIO)
     }
 
     fn read(&self, off: u32) -> KResult<u32> {
         let mut b = [0u8; 4];
-        self.fabric.cpu_read(PhysAddr(self.bar0.raw() + u64::from(off)), &mut b).map_err(|_| Errno::EIO)?;
+        self.fabric
+            .cpu_read(PhysAddr(self.bar0.raw() + u64::from(off)), &mut b)
+            .map_err(|_| Errno::EIO)?;
         Ok(u32::from_le_bytes(b))
     }
 
@@ -58,7 +64,10 @@ impl Importer {
         self.write(regs::CTRL, regs::CTRL_GO)?;
         let status = self.read(regs::STATUS)?;
         if status & regs::STATUS_ERROR != 0 {
-            tracing::debug!("{}: DMA of {len:#x} bytes {src:#x} -> {dst:#x} refused", self.name);
+            tracing::debug!(
+                "{}: DMA of {len:#x} bytes {src:#x} -> {dst:#x} refused",
+                self.name
+            );
             return Err(Errno::EIO);
         }
         let lo = u64::from(self.read(regs::LAST_TIME_NS_LO)?);
@@ -90,7 +99,9 @@ impl ImporterOps for Invalidate {
 
     fn move_notify(&self, attach: &Attachment, guard: &ResvGuard<'_>) {
         // The buffer is locked by the exporter: unmap now, re-map on next use.
-        let Some(sgt) = self.sgt.upgrade() else { return };
+        let Some(sgt) = self.sgt.upgrade() else {
+            return;
+        };
         let _ = (attach, guard);
         lock(&sgt).take();
     }
@@ -121,7 +132,10 @@ impl ImporterFile {
         let attach = if req.access & ACCESS_STATIC != 0 {
             buf.attach(self.importer.dev)?
         } else {
-            let ops = Invalidate { sgt: Arc::downgrade(&sgt), allow_p2p: req.access & ACCESS_NO_P2P == 0 };
+            let ops = Invalidate {
+                sgt: Arc::downgrade(&sgt),
+                allow_p2p: req.access & ACCESS_NO_P2P == 0,
+            };
             buf.dynamic_attach(self.importer.dev, Arc::new(ops))?
         };
         match buf.map_attachment_unlocked(&attach, DmaDirection::Bidirectional) {
@@ -136,7 +150,16 @@ impl ImporterFile {
             *next += 1;
             *next
         };
-        lock(&self.mrs).insert(handle, Mr { buf, attach, sgt, offset: req.offset, length: req.length });
+        lock(&self.mrs).insert(
+            handle,
+            Mr {
+                buf,
+                attach,
+                sgt,
+                offset: req.offset,
+                length: req.length,
+            },
+        );
         req.mr_handle = handle;
         task.write_obj(arg, &req)?;
         Ok(0)
@@ -144,7 +167,9 @@ impl ImporterFile {
 
     fn dereg(&self, task: &Task<'_>, arg: UserPtr) -> KResult<i64> {
         let req: DeregMr = task.read_obj(arg)?;
-        let mr = lock(&self.mrs).remove(&req.mr_handle).ok_or(Errno::EINVAL)?;
+        let mr = lock(&self.mrs)
+            .remove(&req.mr_handle)
+            .ok_or(Errno::EINVAL)?;
         Self::release(mr);
         Ok(0)
     }
@@ -152,7 +177,9 @@ impl ImporterFile {
     fn release(mr: Mr) {
         let table = lock(&mr.sgt).take();
         if let Some(table) = table {
-            let _ = mr.buf.unmap_attachment_unlocked(&mr.attach, table, DmaDirection::Bidirectional);
+            let _ =
+                mr.buf
+                    .unmap_attachment_unlocked(&mr.attach, table, DmaDirection::Bidirectional);
         }
         let _ = mr.buf.detach(mr.attach);
     }
@@ -162,7 +189,10 @@ impl ImporterFile {
     fn pieces(&self, mr: &Mr, offset: u64, size: u64) -> KResult<Vec<(u64, u64)>> {
         let mut sgt = lock(&mr.sgt);
         if sgt.is_none() {
-            *sgt = Some(mr.buf.map_attachment_unlocked(&mr.attach, DmaDirection::Bidirectional)?);
+            *sgt = Some(
+                mr.buf
+                    .map_attachment_unlocked(&mr.attach, DmaDirection::Bidirectional)?,
+            );
         }
         let table = sgt.as_ref().ok_or(Errno::EIO)?;
         let mut out = Vec::new();
@@ -198,9 +228,15 @@ impl ImporterFile {
         let page = req.userptr % 4096;
         let len = (page + req.size).div_ceil(4096) * 4096;
         let pinned = task.pin_user_pages(UserPtr(req.userptr - page), len, !to_mr)?;
-        let dir = if to_mr { DmaDirection::ToDevice } else { DmaDirection::FromDevice };
+        let dir = if to_mr {
+            DmaDirection::ToDevice
+        } else {
+            DmaDirection::FromDevice
+        };
         let fabric = &self.importer.fabric;
-        let user: Iova = fabric.dma_map_extents(self.importer.dev, pinned.extents(), dir).map_err(|_| Errno::ENOMEM)?;
+        let user: Iova = fabric
+            .dma_map_extents(self.importer.dev, pinned.extents(), dir)
+            .map_err(|_| Errno::ENOMEM)?;
         let mut done = 0;
         let mut time = 0;
         let mut result = Ok(0);
@@ -252,7 +288,11 @@ struct Node(Arc<Importer>);
 
 impl CharDevice for Node {
     fn open(&self, _task: &Task<'_>, flags: OpenFlags) -> KResult<Arc<File>> {
-        let file = ImporterFile { importer: self.0.clone(), mrs: Mutex::new(HashMap::new()), next: Mutex::new(0) };
+        let file = ImporterFile {
+            importer: self.0.clone(),
+            mrs: Mutex::new(HashMap::new()),
+            next: Mutex::new(0),
+        };
         Ok(File::new(Arc::new(file), flags))
     }
 }

@@ -225,11 +225,17 @@ pub fn run(config: &TopologyConfig) -> Result<()> {
     theirs.close()?;
     buf.close()?;
 
-    heading(5, "The SG1 exports device memory; an importer reads it peer to peer");
+    heading(
+        5,
+        "The SG1 exports device memory; an importer reads it peer to peer",
+    );
     crate::demo_p2p::run(config)?;
 
     heading(6, "The SG1s");
-    print!("{}", crate::info::render(&machine, &machine.process("sagrada-info"))?);
+    print!(
+        "{}",
+        crate::info::render(&machine, &machine.process("sagrada-info"))?
+    );
     Ok(())
 }
 

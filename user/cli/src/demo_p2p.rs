@@ -58,12 +58,28 @@ fn p2p(machine: &Machine, p: &Process, path: &'static str, narrate: bool) -> Res
     let imp = Importer::open(p, 0)?;
     let mr = imp.reg_dmabuf_mr(fd, 0, SIZE, 0, Attach::PeerToPeer)?;
     if narrate {
-        println!("[user]   accel0: ALLOC + MAP 4 MiB of HBM at VA {:#x}, filled by a host-to-device DMA", mem.va);
-        println!("[user]   accel0: MEMORY EXPORT_DMABUF_FD {{addr {:#x}, size 4 MiB, offset 0}} -> dma-buf fd {fd}", mem.va);
-        println!("[user]   hli0 (imp0, on the switch with accel0): REG_DMABUF_MR(fd {fd}) -> region {mr}");
-        let verdict = fabric.p2pdma_distance(fabric.find("accel0").context("accel0")?, fabric.find("imp0").context("imp0")?);
-        println!("[kernel] the SG1 exporter's attach: pci_p2pdma_distance(accel0, imp0) = {:?}: {}", verdict.map_type, verdict.reason);
-        println!("[kernel] its map: the 4 MiB as BAR addresses, split at imp0's 64 KiB maximum segment, mapped for imp0");
+        println!(
+            "[user]   accel0: ALLOC + MAP 4 MiB of HBM at VA {:#x}, filled by a host-to-device DMA",
+            mem.va
+        );
+        println!(
+            "[user]   accel0: MEMORY EXPORT_DMABUF_FD {{addr {:#x}, size 4 MiB, offset 0}} -> dma-buf fd {fd}",
+            mem.va
+        );
+        println!(
+            "[user]   hli0 (imp0, on the switch with accel0): REG_DMABUF_MR(fd {fd}) -> region {mr}"
+        );
+        let verdict = fabric.p2pdma_distance(
+            fabric.find("accel0").context("accel0")?,
+            fabric.find("imp0").context("imp0")?,
+        );
+        println!(
+            "[kernel] the SG1 exporter's attach: pci_p2pdma_distance(accel0, imp0) = {:?}: {}",
+            verdict.map_type, verdict.reason
+        );
+        println!(
+            "[kernel] its map: the 4 MiB as BAR addresses, split at imp0's 64 KiB maximum segment, mapped for imp0"
+        );
     }
     let dst = dev.host_alloc(SIZE)?;
     let before = fabric.counters();
@@ -75,7 +91,9 @@ fn p2p(machine: &Machine, p: &Process, path: &'static str, narrate: bool) -> Res
         bail!("{path}: the importer read back something else than accel0 holds");
     }
     if narrate {
-        println!("[user]   hli0: READ_FROM_MR 4 MiB -> host buffer; compared with what accel0 holds: identical");
+        println!(
+            "[user]   hli0: READ_FROM_MR 4 MiB -> host buffer; compared with what accel0 holds: identical"
+        );
     }
     imp.dereg_mr(mr)?;
     p.close(fd)?;
@@ -128,7 +146,12 @@ fn bounce(machine: &Machine, p: &Process) -> Result<Row> {
 pub fn run(config: &TopologyConfig) -> Result<()> {
     let habana = Machine::new(config)?;
     let p = habana.process("p2p-demo");
-    let mut rows = vec![p2p(&habana, &p, "p2p, dma_map_resource (habanalabs)", true)?];
+    let mut rows = vec![p2p(
+        &habana,
+        &p,
+        "p2p, dma_map_resource (habanalabs)",
+        true,
+    )?];
     let bus_addr = Machine::builder(config).p2p_bus_addr(true).build()?;
     let q = bus_addr.process("p2p-demo");
     rows.push(p2p(&bus_addr, &q, "p2p, bus address (p2pdma)", false)?);
@@ -149,8 +172,12 @@ pub fn run(config: &TopologyConfig) -> Result<()> {
             r.device_ns as f64 / 1e3
         );
     }
-    println!("  (the p2p rows' host DRAM bytes are the destination buffer itself; the bounce row writes,");
-    println!("   reads and writes host DRAM. dma_map_resource sends switch-local traffic through the");
+    println!(
+        "  (the p2p rows' host DRAM bytes are the destination buffer itself; the bounce row writes,"
+    );
+    println!(
+        "   reads and writes host DRAM. dma_map_resource sends switch-local traffic through the"
+    );
     println!("   root complex's IOMMU; the bus address keeps it in the switch.)");
 
     let dev = Device::open(&p, 0)?;
@@ -158,13 +185,19 @@ pub fn run(config: &TopologyConfig) -> Result<()> {
     let fd = dev.export_dmabuf(&mem, 0, SIZE)?;
     let far = Importer::open(&p, 1)?;
     let fabric = habana.fabric();
-    let verdict = fabric.p2pdma_distance(fabric.find("accel0").context("accel0")?, fabric.find("imp1").context("imp1")?);
+    let verdict = fabric.p2pdma_distance(
+        fabric.find("accel0").context("accel0")?,
+        fabric.find("imp1").context("imp1")?,
+    );
     match far.reg_dmabuf_mr(fd, 0, SIZE, 0, Attach::PeerToPeer) {
         Err(e) => println!(
             "\n[user]   hli1 (imp1, behind the root complex): REG_DMABUF_MR -> {e}\n         pci_p2pdma: {} (try --whitelist hb0)",
             verdict.reason
         ),
-        Ok(_) => println!("\n[user]   hli1 (imp1, behind the root complex): REG_DMABUF_MR accepted: {}", verdict.reason),
+        Ok(_) => println!(
+            "\n[user]   hli1 (imp1, behind the root complex): REG_DMABUF_MR accepted: {}",
+            verdict.reason
+        ),
     }
     Ok(())
 }

@@ -6,7 +6,9 @@ use anyhow::{Context, Result};
 use sagrada::accel::Device;
 use sagrada::{Machine, Process};
 use sagrada_hw_fabric::TopologyConfig;
-use sagrada_kernel_accel::uapi::{Counters, DramUsage, FirmwareInfo, INFO_COUNTERS, INFO_DRAM_USAGE, INFO_FIRMWARE};
+use sagrada_kernel_accel::uapi::{
+    Counters, DramUsage, FirmwareInfo, INFO_COUNTERS, INFO_DRAM_USAGE, INFO_FIRMWARE,
+};
 
 const MIB: u64 = 1 << 20;
 
@@ -25,12 +27,15 @@ pub fn render(machine: &Machine, p: &Process) -> Result<String> {
     out.push_str("| id | bus          | HBM used / total  | engines            | firmware | link     | temp   | busy     |\n");
     out.push_str(rule);
     for (i, _) in machine.accels().iter().enumerate() {
-        let dev = Device::open(p, i as u32).with_context(|| format!("opening /dev/accel/accel{i}"))?;
+        let dev =
+            Device::open(p, i as u32).with_context(|| format!("opening /dev/accel/accel{i}"))?;
         let info = dev.info();
         let usage: DramUsage = dev.query(INFO_DRAM_USAGE)?;
         let fw: FirmwareInfo = dev.query(INFO_FIRMWARE)?;
         let counters: Counters = dev.query(INFO_COUNTERS)?;
-        let bus = String::from_utf8_lossy(&info.bus_id).trim_end_matches('\0').to_owned();
+        let bus = String::from_utf8_lossy(&info.bus_id)
+            .trim_end_matches('\0')
+            .to_owned();
         let _ = writeln!(
             out,
             "| {:<2} | {:<12} | {:>5} / {:>5} MiB | {:<18} | {:<8} | gen{} x{:<3} | {:>4} C | {:>5} us |",

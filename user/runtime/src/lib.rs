@@ -85,7 +85,10 @@ impl MachineBuilder {
     pub fn build(self) -> Result<Machine, MachineError> {
         let fabric = Fabric::build(&self.config)?;
         let mut sg1s = Vec::new();
-        let endpoints: Vec<_> = fabric.endpoints().map(|f| (f.id, f.kind, f.name.clone())).collect();
+        let endpoints: Vec<_> = fabric
+            .endpoints()
+            .map(|f| (f.id, f.kind, f.name.clone()))
+            .collect();
         for (id, kind, name) in endpoints {
             match kind {
                 FunctionKind::Endpoint(EndpointKind::Sg1) => {
@@ -93,11 +96,13 @@ impl MachineBuilder {
                     if let Some(&v) = self.firmware.get(&name) {
                         config.firmware_version = v;
                     }
-                    let sg1 = Sg1::attach(&fabric, id, config).map_err(|e| MachineError::Device(name, e.to_string()))?;
+                    let sg1 = Sg1::attach(&fabric, id, config)
+                        .map_err(|e| MachineError::Device(name, e.to_string()))?;
                     sg1s.push(sg1);
                 }
                 FunctionKind::Endpoint(EndpointKind::Importer) => {
-                    Importer::attach(&fabric, id).map_err(|e| MachineError::Device(name, e.to_string()))?;
+                    Importer::attach(&fabric, id)
+                        .map_err(|e| MachineError::Device(name, e.to_string()))?;
                 }
                 _ => {}
             }
@@ -114,14 +119,24 @@ impl MachineBuilder {
             }
         }
         sagrada_kernel_importer::probe(&kernel).map_err(started("the test importer driver"))?;
-        Ok(Machine { kernel, dmabuf, sg1s, accels, probe_errors })
+        Ok(Machine {
+            kernel,
+            dmabuf,
+            sg1s,
+            accels,
+            probe_errors,
+        })
     }
 }
 
 impl Machine {
     /// A builder for a machine of this topology.
     pub fn builder(config: &TopologyConfig) -> MachineBuilder {
-        MachineBuilder { config: config.clone(), firmware: HashMap::new(), params: DriverParams::default() }
+        MachineBuilder {
+            config: config.clone(),
+            firmware: HashMap::new(),
+            params: DriverParams::default(),
+        }
     }
 
     /// Builds a machine from a topology description.

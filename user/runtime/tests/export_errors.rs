@@ -13,7 +13,13 @@ use sagrada_sys::{Errno, OpenFlags, Process};
 const MB: u64 = 1 << 20;
 
 /// The raw ioctl, to see `out_fd`.
-fn export_raw(p: &Process, dev: &Device<'_>, addr: u64, size: u64, offset: u64) -> (Result<i64, Errno>, i32) {
+fn export_raw(
+    p: &Process,
+    dev: &Device<'_>,
+    addr: u64,
+    size: u64,
+    offset: u64,
+) -> (Result<i64, Errno>, i32) {
     let mut a = MemArgs {
         op: MEM_OP_EXPORT_DMABUF_FD,
         flags: OpenFlags::RDWR.union(OpenFlags::CLOEXEC).0,
@@ -63,18 +69,36 @@ fn an_unaligned_offset_is_einval() {
 fn a_range_beyond_the_allocation_or_wrapping_is_einval() {
     with_device(|_, p, dev, mem| {
         assert_eq!(refused(p, dev, mem.va, mem.size + 4096, 0), Errno::EINVAL);
-        assert_eq!(refused(p, dev, mem.va, 8192, mem.size - 4096), Errno::EINVAL);
-        assert_eq!(refused(p, dev, mem.va, 4096, u64::MAX - 4095), Errno::EINVAL);
+        assert_eq!(
+            refused(p, dev, mem.va, 8192, mem.size - 4096),
+            Errno::EINVAL
+        );
+        assert_eq!(
+            refused(p, dev, mem.va, 4096, u64::MAX - 4095),
+            Errno::EINVAL
+        );
     });
 }
 
 #[test]
 fn an_address_that_is_not_the_start_of_a_device_mapping_is_einval() {
     with_device(|_, p, dev, mem| {
-        assert_eq!(refused(p, dev, mem.va + 2 * MB, 4096, 0), Errno::EINVAL, "inside, not the start");
-        assert_eq!(refused(p, dev, 0x4000_0000_0000, 4096, 0), Errno::EINVAL, "nothing mapped there");
+        assert_eq!(
+            refused(p, dev, mem.va + 2 * MB, 4096, 0),
+            Errno::EINVAL,
+            "inside, not the start"
+        );
+        assert_eq!(
+            refused(p, dev, 0x4000_0000_0000, 4096, 0),
+            Errno::EINVAL,
+            "nothing mapped there"
+        );
         let host = dev.host_alloc(8192).unwrap();
-        assert_eq!(refused(p, dev, host.va, 4096, 0), Errno::EINVAL, "host memory cannot be exported");
+        assert_eq!(
+            refused(p, dev, host.va, 4096, 0),
+            Errno::EINVAL,
+            "host memory cannot be exported"
+        );
     });
 }
 
@@ -89,8 +113,17 @@ fn another_contexts_address_is_einval() {
 #[test]
 fn a_nonzero_handle_field_is_einval() {
     with_device(|_, p, dev, mem| {
-        let mut a = MemArgs { op: MEM_OP_EXPORT_DMABUF_FD, addr: mem.va, size: 4096, handle: 1 << 32, ..Default::default() };
-        assert_eq!(p.ioctl_with(dev.fd(), SG1_IOCTL_MEMORY, &mut a), Err(Errno::EINVAL));
+        let mut a = MemArgs {
+            op: MEM_OP_EXPORT_DMABUF_FD,
+            addr: mem.va,
+            size: 4096,
+            handle: 1 << 32,
+            ..Default::default()
+        };
+        assert_eq!(
+            p.ioctl_with(dev.fd(), SG1_IOCTL_MEMORY, &mut a),
+            Err(Errno::EINVAL)
+        );
         assert_eq!(a.out_fd, -Errno::EBADF.raw());
     });
 }
@@ -100,14 +133,28 @@ fn unmap_and_free_are_refused_while_exported() {
     with_device(|m, p, dev, mem| {
         let fd = dev.export_dmabuf(&mem, 0, mem.size).unwrap();
         let importer = Importer::open(p, 0).unwrap();
-        let mr = importer.reg_dmabuf_mr(fd, 0, mem.size, 0, Attach::PeerToPeer).unwrap();
+        let mr = importer
+            .reg_dmabuf_mr(fd, 0, mem.size, 0, Attach::PeerToPeer)
+            .unwrap();
         assert_eq!(dev.unmap(mem.va), Err(Errno::EINVAL));
-        let mut free = MemArgs { op: MEM_OP_FREE, handle: mem.handle, ..Default::default() };
-        assert_eq!(p.ioctl_with(dev.fd(), SG1_IOCTL_MEMORY, &mut free), Err(Errno::EINVAL));
+        let mut free = MemArgs {
+            op: MEM_OP_FREE,
+            handle: mem.handle,
+            ..Default::default()
+        };
+        assert_eq!(
+            p.ioctl_with(dev.fd(), SG1_IOCTL_MEMORY, &mut free),
+            Err(Errno::EINVAL)
+        );
         p.close(fd).unwrap();
-        assert_eq!(dev.unmap(mem.va), Err(Errno::EINVAL), "the importer's region still holds the buffer");
+        assert_eq!(
+            dev.unmap(mem.va),
+            Err(Errno::EINVAL),
+            "the importer's region still holds the buffer"
+        );
         importer.dereg_mr(mr).unwrap();
-        dev.free(mem).expect("free succeeds once the dma-buf is released");
+        dev.free(mem)
+            .expect("free succeeds once the dma-buf is released");
         let _ = m;
     });
 }
@@ -116,7 +163,10 @@ fn unmap_and_free_are_refused_while_exported() {
 fn mmap_of_an_exported_dmabuf_fails() {
     with_device(|_, p, dev, mem| {
         let fd = dev.export_dmabuf(&mem, 0, 4096).unwrap();
-        assert_eq!(p.mmap(fd, 4096, Prot::READ, MapFlags::SHARED, 0), Err(Errno::EINVAL));
+        assert_eq!(
+            p.mmap(fd, 4096, Prot::READ, MapFlags::SHARED, 0),
+            Err(Errno::EINVAL)
+        );
     });
 }
 
@@ -125,7 +175,10 @@ fn a_static_importer_gets_eperm() {
     with_device(|_, p, dev, mem| {
         let fd = dev.export_dmabuf(&mem, 0, 4096).unwrap();
         let importer = Importer::open(p, 0).unwrap();
-        assert_eq!(importer.reg_dmabuf_mr(fd, 0, 4096, 0, Attach::Static), Err(Errno::EPERM));
+        assert_eq!(
+            importer.reg_dmabuf_mr(fd, 0, 4096, 0, Attach::Static),
+            Err(Errno::EPERM)
+        );
     });
 }
 
@@ -134,7 +187,10 @@ fn an_importer_without_allow_peer2peer_gets_eperm() {
     with_device(|_, p, dev, mem| {
         let fd = dev.export_dmabuf(&mem, 0, 4096).unwrap();
         let importer = Importer::open(p, 0).unwrap();
-        assert_eq!(importer.reg_dmabuf_mr(fd, 0, 4096, 0, Attach::NoPeerToPeer), Err(Errno::EPERM));
+        assert_eq!(
+            importer.reg_dmabuf_mr(fd, 0, 4096, 0, Attach::NoPeerToPeer),
+            Err(Errno::EPERM)
+        );
     });
 }
 
@@ -143,7 +199,10 @@ fn an_importer_behind_a_non_whitelisted_root_complex_gets_eperm() {
     with_device(|_, p, dev, mem| {
         let fd = dev.export_dmabuf(&mem, 0, 4096).unwrap();
         let far = Importer::open(p, 1).unwrap();
-        assert_eq!(far.reg_dmabuf_mr(fd, 0, 4096, 0, Attach::PeerToPeer), Err(Errno::EPERM));
+        assert_eq!(
+            far.reg_dmabuf_mr(fd, 0, 4096, 0, Attach::PeerToPeer),
+            Err(Errno::EPERM)
+        );
     });
 }
 
@@ -157,7 +216,8 @@ fn an_importer_behind_a_whitelisted_root_complex_is_accepted() {
     let mem = dev.alloc(2 * MB, false).unwrap();
     let fd = dev.export_dmabuf(&mem, 0, 4096).unwrap();
     let far = Importer::open(&p, 1).unwrap();
-    far.reg_dmabuf_mr(fd, 0, 4096, 0, Attach::PeerToPeer).unwrap();
+    far.reg_dmabuf_mr(fd, 0, 4096, 0, Attach::PeerToPeer)
+        .unwrap();
 }
 
 #[test]
@@ -174,12 +234,22 @@ fn closing_the_device_keeps_exported_memory_until_the_dmabuf_is_released() {
     owner.close(fd).unwrap();
     dev.close().unwrap();
     let probe = Device::open(&user, 0).unwrap();
-    assert_eq!(usage(&probe).free, before.free, "the exported memory is still held");
+    assert_eq!(
+        usage(&probe).free,
+        before.free,
+        "the exported memory is still held"
+    );
     let importer = Importer::open(&user, 0).unwrap();
-    let mr = importer.reg_dmabuf_mr(theirs, 0, 4096, 0, Attach::PeerToPeer).expect("the buffer still imports");
+    let mr = importer
+        .reg_dmabuf_mr(theirs, 0, 4096, 0, Attach::PeerToPeer)
+        .expect("the buffer still imports");
     importer.dereg_mr(mr).unwrap();
     user.close(theirs).unwrap();
-    assert_eq!(usage(&probe).free, before.free + mem.size, "released with the last reference");
+    assert_eq!(
+        usage(&probe).free,
+        before.free + mem.size,
+        "released with the last reference"
+    );
 }
 
 #[test]
@@ -189,7 +259,11 @@ fn a_full_fd_table_fails_the_export_without_leaking_it() {
         while let Ok(fd) = p.dup(dev.fd()) {
             fds.push(fd);
         }
-        assert_eq!(fds.len() + 1, NOFILE, "the device fd and its duplicates fill the table");
+        assert_eq!(
+            fds.len() + 1,
+            NOFILE,
+            "the device fd and its duplicates fill the table"
+        );
         let (r, out) = export_raw(p, dev, mem.va, 4096, 0);
         assert_eq!((r, out), (Err(Errno::EMFILE), -Errno::EBADF.raw()));
         for fd in fds {
@@ -205,6 +279,7 @@ fn hard_reset_is_refused_while_memory_is_exported() {
         let fd = dev.export_dmabuf(&mem, 0, 4096).unwrap();
         assert_eq!(dev.reset(true), Err(Errno::EBUSY));
         dev.process().close(fd).unwrap();
-        dev.reset(true).expect("allowed once the export is released");
+        dev.reset(true)
+            .expect("allowed once the export is released");
     });
 }

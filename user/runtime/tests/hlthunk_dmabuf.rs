@@ -62,27 +62,45 @@ fn dma_buf_thread(
     };
     let dmabuf_fd = dev.export_dmabuf(&mem, 0, alloc_size).expect("export");
     assert!(dmabuf_fd >= 0);
-    let mr = importer.reg_dmabuf_mr(dmabuf_fd, 0, alloc_size, 0, Attach::PeerToPeer).expect("REG_DMABUF_MR");
+    let mr = importer
+        .reg_dmabuf_mr(dmabuf_fd, 0, alloc_size, 0, Attach::PeerToPeer)
+        .expect("REG_DMABUF_MR");
     barrier.wait();
 
     for _ in 0..iterations {
-        let offset = if random_offset { rand.next() % (alloc_size - access_size) / 4 * 4 } else { 0 };
+        let offset = if random_offset {
+            rand.next() % (alloc_size - access_size) / 4 * 4
+        } else {
+            0
+        };
         // The importer writes into the region; the device reads it back.
         let data = rand.bytes(access_size as usize);
         p.write_mem(src.ptr, &data).unwrap();
-        importer.write_to_mr(mr, src.ptr, access_size, offset).expect("WRITE_TO_MR");
+        importer
+            .write_to_mr(mr, src.ptr, access_size, offset)
+            .expect("WRITE_TO_MR");
         if verify {
-            dev.copy(dst.va, mem.va + offset, access_size, DmaDir::DeviceToHost).expect("device DMA DRAM -> host");
+            dev.copy(dst.va, mem.va + offset, access_size, DmaDir::DeviceToHost)
+                .expect("device DMA DRAM -> host");
             let mut back = vec![0u8; access_size as usize];
             p.read_mem(dst.ptr, &mut back).unwrap();
-            assert!(back == data, "the device read back something else than the importer wrote");
+            assert!(
+                back == data,
+                "the device read back something else than the importer wrote"
+            );
             // The device writes; the importer reads it back.
             let fresh = rand.bytes(access_size as usize);
             p.write_mem(src.ptr, &fresh).unwrap();
-            dev.copy(mem.va + offset, src.va, access_size, DmaDir::HostToDevice).expect("device DMA host -> DRAM");
-            importer.read_from_mr(mr, dst.ptr, access_size, offset).expect("READ_FROM_MR");
+            dev.copy(mem.va + offset, src.va, access_size, DmaDir::HostToDevice)
+                .expect("device DMA host -> DRAM");
+            importer
+                .read_from_mr(mr, dst.ptr, access_size, offset)
+                .expect("READ_FROM_MR");
             p.read_mem(dst.ptr, &mut back).unwrap();
-            assert!(back == fresh, "the importer read back something else than the device wrote");
+            assert!(
+                back == fresh,
+                "the importer read back something else than the device wrote"
+            );
         }
     }
 
@@ -96,7 +114,15 @@ fn dma_buf_thread(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn run_threads(threads: usize, alloc_size: u64, access_size: u64, iterations: usize, random_offset: bool, verify: bool, shared: bool) {
+fn run_threads(
+    threads: usize,
+    alloc_size: u64,
+    access_size: u64,
+    iterations: usize,
+    random_offset: bool,
+    verify: bool,
+    shared: bool,
+) {
     let m = Machine::default_machine().unwrap();
     let p = m.process("hl-thunk");
     let dev = Device::open(&p, 0).unwrap();
@@ -107,15 +133,30 @@ fn run_threads(threads: usize, alloc_size: u64, access_size: u64, iterations: us
         for t in 0..threads {
             let (p, dev, importer, barrier) = (&p, &dev, &importer, barrier.clone());
             s.spawn(move || {
-                dma_buf_thread(p, dev, importer, shared_mem, alloc_size, access_size, iterations, random_offset, verify, 0x9e37_79b9 * (t as u64 + 1), &barrier)
+                dma_buf_thread(
+                    p,
+                    dev,
+                    importer,
+                    shared_mem,
+                    alloc_size,
+                    access_size,
+                    iterations,
+                    random_offset,
+                    verify,
+                    0x9e37_79b9 * (t as u64 + 1),
+                    &barrier,
+                )
             });
         }
     });
     if let Some(mem) = shared_mem {
         // Freed only after every thread closed its export.
-        dev.free(mem).expect("the shared buffer is free once all exports are closed");
+        dev.free(mem)
+            .expect("the shared buffer is free once all exports are closed");
     }
-    let usage: sagrada_kernel_accel::uapi::DramUsage = dev.query(sagrada_kernel_accel::uapi::INFO_DRAM_USAGE).unwrap();
+    let usage: sagrada_kernel_accel::uapi::DramUsage = dev
+        .query(sagrada_kernel_accel::uapi::INFO_DRAM_USAGE)
+        .unwrap();
     assert_eq!(usage.free, usage.total, "every allocation was given back");
 }
 
@@ -143,16 +184,27 @@ fn round_trip_at(export_offset: u64, size: u64) {
     let importer = Importer::open(&p, 0).unwrap();
     let mem = dev.alloc(3 * PAGE, false).unwrap();
     let fd = dev.export_dmabuf(&mem, export_offset, size).unwrap();
-    let mr = importer.reg_dmabuf_mr(fd, 0, size, export_offset, Attach::PeerToPeer).unwrap();
+    let mr = importer
+        .reg_dmabuf_mr(fd, 0, size, export_offset, Attach::PeerToPeer)
+        .unwrap();
     let host = dev.host_alloc(size).unwrap();
     let data = Rand(export_offset + size).bytes(size as usize);
     p.write_mem(host.ptr, &data).unwrap();
     importer.write_to_mr(mr, host.ptr, size, 0).unwrap();
     let back_buf = dev.host_alloc(size).unwrap();
-    dev.copy(back_buf.va, mem.va + export_offset, size, DmaDir::DeviceToHost).unwrap();
+    dev.copy(
+        back_buf.va,
+        mem.va + export_offset,
+        size,
+        DmaDir::DeviceToHost,
+    )
+    .unwrap();
     let mut back = vec![0u8; size as usize];
     p.read_mem(back_buf.ptr, &mut back).unwrap();
-    assert!(back == data, "export at {export_offset:#x}+{size:#x}: data differs");
+    assert!(
+        back == data,
+        "export at {export_offset:#x}+{size:#x}: data differs"
+    );
     importer.dereg_mr(mr).unwrap();
     p.close(fd).unwrap();
     dev.free(mem).unwrap();
@@ -182,12 +234,16 @@ fn test_dmabuf_entire_dram() {
     let p = m.process("hl-thunk");
     let dev = Device::open(&p, 0).unwrap();
     let importer = Importer::open(&p, 0).unwrap();
-    let usage: sagrada_kernel_accel::uapi::DramUsage = dev.query(sagrada_kernel_accel::uapi::INFO_DRAM_USAGE).unwrap();
+    let usage: sagrada_kernel_accel::uapi::DramUsage = dev
+        .query(sagrada_kernel_accel::uapi::INFO_DRAM_USAGE)
+        .unwrap();
     let mem = dev.alloc(usage.free, false).unwrap();
     let export_offset = 0xA00_0000;
     let size = mem.size - export_offset;
     let fd = dev.export_dmabuf(&mem, export_offset, size).unwrap();
-    let mr = importer.reg_dmabuf_mr(fd, 0, size, 0, Attach::PeerToPeer).unwrap();
+    let mr = importer
+        .reg_dmabuf_mr(fd, 0, size, 0, Attach::PeerToPeer)
+        .unwrap();
     let src = dev.host_alloc(4096).unwrap();
     let dst = dev.host_alloc(4096).unwrap();
     let mut rand = Rand(0xd7a);
@@ -196,7 +252,13 @@ fn test_dmabuf_entire_dram() {
         let data = rand.bytes(4096);
         p.write_mem(src.ptr, &data).unwrap();
         importer.write_to_mr(mr, src.ptr, 4096, offset).unwrap();
-        dev.copy(dst.va, mem.va + export_offset + offset, 4096, DmaDir::DeviceToHost).unwrap();
+        dev.copy(
+            dst.va,
+            mem.va + export_offset + offset,
+            4096,
+            DmaDir::DeviceToHost,
+        )
+        .unwrap();
         let mut back = vec![0u8; 4096];
         p.read_mem(dst.ptr, &mut back).unwrap();
         assert!(back == data, "offset {offset:#x}");

@@ -16,9 +16,12 @@ fn probe_binds_every_sg1_and_a_nop_completes() {
     let host = dev.host_alloc(1 << 20).unwrap();
     let mem = dev.alloc(4 << 20, false).unwrap();
     p.write_mem(host.ptr, b"hello hbm").unwrap();
-    dev.copy(mem.va, host.va, 4096, DmaDir::HostToDevice).unwrap();
-    dev.copy(host.va + 8192, mem.va, 4096, DmaDir::DeviceToHost).unwrap();
+    dev.copy(mem.va, host.va, 4096, DmaDir::HostToDevice)
+        .unwrap();
+    dev.copy(host.va + 8192, mem.va, 4096, DmaDir::DeviceToHost)
+        .unwrap();
     let mut back = [0u8; 9];
-    p.read_mem(host.ptr.checked_add(8192).unwrap(), &mut back).unwrap();
+    p.read_mem(host.ptr.checked_add(8192).unwrap(), &mut back)
+        .unwrap();
     assert_eq!(&back, b"hello hbm");
 }

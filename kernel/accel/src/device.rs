@@ -17,7 +17,7 @@ use sagrada_hw_accel_abi::{
     HBM_BAR, NUM_ASIDS, REG_BAR, VECTOR_CQ, VECTOR_FIRMWARE, VECTOR_MMU, VECTOR_MONITOR,
 };
 use sagrada_hw_fabric::{DeviceId, Fabric};
-use sagrada_kernel_core::{DmaCoherent, Errno, KResult, Kernel, MsiMessage, lock};
+use sagrada_kernel_core::{DmaCoherent, Errno, IrqHandler, KResult, Kernel, MsiMessage, lock};
 use sagrada_kernel_dmabuf::DmaBufRegistry;
 use zerocopy::{FromBytes, IntoBytes};
 
@@ -211,7 +211,7 @@ impl DeviceInner {
             kernel: kernel.clone(),
             vectors: Vec::new(),
         };
-        let handlers: [(u32, &str, Arc<dyn Fn() + Send + Sync>); 4] = [
+        let handlers: [(u32, &str, IrqHandler); 4] = [
             (
                 VECTOR_CQ,
                 "cq",
@@ -490,13 +490,9 @@ impl DeviceInner {
         let mut finished = Vec::new();
         {
             let mut cqs = lock(&self.cq);
-            loop {
-                let Ok(pi) = self.mmio.read(cq::BASE + cq::PI) else {
-                    break;
-                };
-                if pi == cqs.ci {
-                    break;
-                }
+            while let Ok(pi) = self.mmio.read(cq::BASE + cq::PI)
+                && pi != cqs.ci
+            {
                 while cqs.ci != pi {
                     let mut raw = [0u8; size_of::<CqEntry>()];
                     let slot = u64::from(cqs.ci % CQ_ENTRIES) * size_of::<CqEntry>() as u64;

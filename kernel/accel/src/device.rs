@@ -435,8 +435,11 @@ impl DeviceInner {
     /// the context's address space, then the kernel's `FENCE` that completes it.
     /// `EAGAIN` when a queue has no room (nothing is queued then).
     pub fn submit(&self, asid: u16, chunks: &[CsChunk], cs: &Arc<Cs>) -> KResult<()> {
-        self.check_operational()?;
         let mut guards: Vec<_> = self.queues.iter().map(lock).collect();
+        // Under the queue locks: a reset marks the state before it takes them and
+        // reprograms the rings (PI back to 0) only after it has released them, so a
+        // submission that checked earlier could fill the rings in between and be lost.
+        self.check_operational()?;
         for (q, guard) in guards.iter().enumerate() {
             let need = 2 * chunks.iter().filter(|c| c.queue == q as u32).count() as u32;
             if need == 0 {
@@ -486,12 +489,21 @@ impl DeviceInner {
 
     /// The completion interrupt: drains the completion queue, failing jobs on error
     /// entries and completing submissions on their last `FENCE`.
+    ///
+    /// It runs on the thread of the engine that raised it, and a reset waits for that
+    /// engine: so a reset never holds the completion-queue lock while resetting the
+    /// device, and the handler stops draining once a reset has begun (the reset zeroes
+    /// `CQ.PI` and aborts every job itself; entries read against the zeroed `PI` would
+    /// be garbage).
     fn on_cq_interrupt(&self) {
         let mut finished = Vec::new();
         {
             let mut cqs = lock(&self.cq);
+            // The state is checked after reading `PI`: a reset marks it before it
+            // writes `GLOBAL.RESET`, so a `PI` the reset zeroed is never drained.
             while let Ok(pi) = self.mmio.read(cq::BASE + cq::PI)
                 && pi != cqs.ci
+                && self.status() == STATUS_OPERATIONAL
             {
                 while cqs.ci != pi {
                     let mut raw = [0u8; size_of::<CqEntry>()];
@@ -582,8 +594,10 @@ impl DeviceInner {
             return Err(Errno::EBUSY);
         }
         let aborted: Vec<Arc<Cs>> = {
+            // Not the completion-queue lock: the completion handler takes it on an
+            // engine's thread, and the device waits for its engines to leave their
+            // entries before the reset write completes (holding it deadlocked).
             let _queues: Vec<_> = self.queues.iter().map(lock).collect();
-            let _cq = lock(&self.cq);
             let bit = if hard {
                 global::fields::RESET::HARD
             } else {

@@ -46,7 +46,7 @@ pub use file::{File, FileOps, OpenFlags, Prot, Whence};
 pub use irq::{IrqHandler, IrqStat, MsiMessage};
 pub use kernel::{CharDevice, Kernel, MapFlags, PollFd};
 pub use mm::{FrameAllocator, page_align};
-pub use process::{Fd, NOFILE, Pid, Process};
+pub use process::{Fd, FdReservation, NOFILE, Pid, Process};
 pub use task::Task;
 pub use time::{ktime_get_ns, ktime_to_instant};
 pub use vm::{UserPtr, slice_extents};

@@ -1,5 +1,6 @@
 //! Processes and their fd tables.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use crate::errno::{Errno, KResult};
@@ -27,6 +28,9 @@ struct FdEntry {
 #[derive(Debug, Default)]
 pub(crate) struct FdTable {
     slots: Vec<Option<FdEntry>>,
+    /// Numbers handed out for files still being set up ([`FdReservation`]): free
+    /// slots that neither `install` nor `dup3` may take.
+    reserved: BTreeSet<usize>,
 }
 
 impl FdTable {
@@ -55,16 +59,42 @@ impl FdTable {
             .ok_or(Errno::EBADF)
     }
 
+    /// The lowest free, unreserved fd not below `min`.
+    fn lowest_free(&self, min: usize) -> KResult<usize> {
+        (min..NOFILE)
+            .find(|&i| self.slots.get(i).is_none_or(Option::is_none) && !self.reserved.contains(&i))
+            .ok_or(Errno::EMFILE)
+    }
+
     /// Installs `file` at the lowest free fd not below `min`.
     pub fn install(&mut self, file: Arc<File>, cloexec: bool, min: usize) -> KResult<Fd> {
-        let free = (min..NOFILE)
-            .find(|&i| self.slots.get(i).is_none_or(Option::is_none))
-            .ok_or(Errno::EMFILE)?;
-        if free >= self.slots.len() {
-            self.slots.resize(free + 1, None);
-        }
-        self.slots[free] = Some(FdEntry { file, cloexec });
+        let free = self.lowest_free(min)?;
+        self.put(free, file, cloexec);
         Ok(free as Fd)
+    }
+
+    fn put(&mut self, i: usize, file: Arc<File>, cloexec: bool) {
+        if i >= self.slots.len() {
+            self.slots.resize(i + 1, None);
+        }
+        self.slots[i] = Some(FdEntry { file, cloexec });
+    }
+
+    /// Reserves the lowest free fd (Linux `get_unused_fd_flags`).
+    pub fn reserve(&mut self) -> KResult<Fd> {
+        let free = self.lowest_free(0)?;
+        self.reserved.insert(free);
+        Ok(free as Fd)
+    }
+
+    /// Fills a reserved fd (`fd_install`), or gives it back (`put_unused_fd`).
+    fn fill_reserved(&mut self, fd: Fd, file: Option<(Arc<File>, bool)>) {
+        let i = fd as usize;
+        if self.reserved.remove(&i)
+            && let Some((file, cloexec)) = file
+        {
+            self.put(i, file, cloexec);
+        }
     }
 
     /// Installs `file` at exactly `fd`, returning what was there.
@@ -75,6 +105,10 @@ impl FdTable {
         cloexec: bool,
     ) -> KResult<Option<Arc<File>>> {
         let i = Self::index(fd)?;
+        // Linux's dup2 onto a number another thread has reserved but not yet filled.
+        if self.reserved.contains(&i) {
+            return Err(Errno::EBUSY);
+        }
         if i >= self.slots.len() {
             self.slots.resize(i + 1, None);
         }
@@ -109,9 +143,12 @@ impl FdTable {
             .collect()
     }
 
+    /// The table a forked child starts with: the open files, not the reservations
+    /// (they belong to a call of the parent still in progress).
     pub fn clone_table(&self) -> FdTable {
         FdTable {
             slots: self.slots.clone(),
+            reserved: BTreeSet::new(),
         }
     }
 }
@@ -157,8 +194,52 @@ impl Process {
         lock(&self.fds).install(file, cloexec, 0)
     }
 
+    /// Reserves the lowest free fd for a file still to be created, so that a call
+    /// that creates an fd can fail with `EMFILE` before it does anything it could not
+    /// undo (Linux `get_unused_fd_flags`).
+    pub fn reserve_fd(&self, cloexec: bool) -> KResult<FdReservation<'_>> {
+        let fd = lock(&self.fds).reserve()?;
+        Ok(FdReservation {
+            process: self,
+            fd,
+            cloexec,
+        })
+    }
+
     /// The open fds, ascending.
     pub fn fds(&self) -> Vec<Fd> {
         lock(&self.fds).fds()
+    }
+}
+
+/// An fd number reserved by [`Process::reserve_fd`]: [`install`](Self::install) puts
+/// the finished file there (`fd_install`); dropping it unused frees the number again
+/// (`put_unused_fd`).
+#[derive(Debug)]
+#[must_use = "an unused reservation only frees its fd again"]
+pub struct FdReservation<'a> {
+    process: &'a Process,
+    fd: Fd,
+    cloexec: bool,
+}
+
+impl FdReservation<'_> {
+    /// The reserved number.
+    pub fn fd(&self) -> Fd {
+        self.fd
+    }
+
+    /// Installs `file` at the reserved number and returns it.
+    pub fn install(self, file: Arc<File>) -> Fd {
+        let fd = self.fd;
+        lock(&self.process.fds).fill_reserved(fd, Some((file, self.cloexec)));
+        std::mem::forget(self);
+        fd
+    }
+}
+
+impl Drop for FdReservation<'_> {
+    fn drop(&mut self) {
+        lock(&self.process.fds).fill_reserved(self.fd, None);
     }
 }

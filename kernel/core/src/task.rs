@@ -8,7 +8,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 use crate::errno::{Errno, KResult};
 use crate::file::{File, Prot};
 use crate::kernel::Kernel;
-use crate::process::{Fd, Pid, Process};
+use crate::process::{Fd, FdReservation, Pid, Process};
 use crate::vm::{UserPtr, read_extents, write_extents};
 
 /// The current task as a driver sees it during a syscall (Linux `current`).
@@ -52,6 +52,12 @@ impl<'a> Task<'a> {
     /// any ioctl that creates an fd, so a racing `close` cannot see a half-built file.
     pub fn fd_install(&self, file: Arc<File>, cloexec: bool) -> KResult<Fd> {
         self.process.fd_install(file, cloexec)
+    }
+
+    /// Reserves an fd of the caller for a file the call will create: the call fails
+    /// with `EMFILE` before doing anything, and installs the file once it is set up.
+    pub fn reserve_fd(&self, cloexec: bool) -> KResult<FdReservation<'a>> {
+        self.process.reserve_fd(cloexec)
     }
 
     /// `copy_from_user`: all of `dst` or `EFAULT` (and nothing copied).

@@ -382,3 +382,46 @@ fn paths_and_processes_must_exist() {
     );
     assert_eq!(kernel.fork(9999).unwrap_err(), Errno::ESRCH);
 }
+
+#[test]
+fn a_reserved_fd_is_skipped_until_installed_or_given_back() {
+    let (kernel, _) = setup();
+    let p = Process::spawn(&kernel, "t");
+    let first = p.open("/dev/bare", OpenFlags::RDONLY).unwrap();
+    kernel
+        .with_task(p.pid(), |t| {
+            let reserved = t.reserve_fd(true)?;
+            assert_eq!(reserved.fd(), 1);
+            assert_eq!(p.open("/dev/bare", OpenFlags::RDONLY), Ok(2));
+            assert_eq!(
+                kernel.dup3(p.pid(), first, 1, OpenFlags::RDONLY),
+                Err(Errno::EBUSY),
+                "dup3 onto a reserved number"
+            );
+            assert_eq!(p.close(1), Err(Errno::EBADF));
+            let forked = p.fork()?;
+            assert_eq!(
+                kernel.fds(forked.pid())?,
+                vec![0, 2],
+                "a child gets no reservation"
+            );
+            assert_eq!(reserved.install(t.fget(first)?), 1);
+
+            let given_back = t.reserve_fd(false)?;
+            assert_eq!(given_back.fd(), 3);
+            drop(given_back);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(p.open("/dev/bare", OpenFlags::RDONLY), Ok(3));
+    assert!(
+        p.fdinfo(1).unwrap().contains("flags:\t02000000\n"),
+        "installed close-on-exec, as reserved"
+    );
+
+    for _ in 4..NOFILE {
+        p.dup(first).unwrap();
+    }
+    let full = kernel.with_task(p.pid(), |t| t.reserve_fd(false).map(|r| r.fd()));
+    assert_eq!(full, Err(Errno::EMFILE));
+}

@@ -78,17 +78,23 @@ impl Importer {
 
 /// A registered region.
 struct Mr {
-    buf: DmaBuf,
+    mapped: Arc<Mapped>,
     attach: Attachment,
-    /// The mapping; `None` after a move notification until the next use re-maps.
-    sgt: Arc<Mutex<Option<SgTable>>>,
     offset: u64,
     length: u64,
 }
 
+/// A region's buffer and its mapping for the importer.
+struct Mapped {
+    buf: DmaBuf,
+    /// `None` after a move notification until the next use re-maps. Taken under the
+    /// buffer's reservation lock (which `move_notify` is called with), then this one.
+    sgt: Mutex<Option<SgTable>>,
+}
+
 /// Invalidates a region's mapping when the exporter moves the buffer.
 struct Invalidate {
-    sgt: Weak<Mutex<Option<SgTable>>>,
+    mapped: Weak<Mapped>,
     allow_p2p: bool,
 }
 
@@ -98,12 +104,20 @@ impl ImporterOps for Invalidate {
     }
 
     fn move_notify(&self, attach: &Attachment, guard: &ResvGuard<'_>) {
-        // The buffer is locked by the exporter: unmap now, re-map on next use.
-        let Some(sgt) = self.sgt.upgrade() else {
+        // The exporter holds the buffer's lock: unmap now (giving the exporter its
+        // mapping back, as RDMA's dma-buf regions do), re-map at the next use.
+        let Some(mapped) = self.mapped.upgrade() else {
             return;
         };
-        let _ = (attach, guard);
-        lock(&sgt).take();
+        let table = lock(&mapped.sgt).take();
+        if let Some(table) = table
+            && let Err(e) =
+                mapped
+                    .buf
+                    .unmap_attachment(guard, attach, table, DmaDirection::Bidirectional)
+        {
+            tracing::warn!("importer: unmapping a moved buffer: {e}");
+        }
     }
 }
 
@@ -128,18 +142,21 @@ impl ImporterFile {
         if end > buf.size() {
             return Err(Errno::EINVAL);
         }
-        let sgt = Arc::new(Mutex::new(None));
+        let mapped = Arc::new(Mapped {
+            buf: buf.clone(),
+            sgt: Mutex::new(None),
+        });
         let attach = if req.access & ACCESS_STATIC != 0 {
             buf.attach(self.importer.dev)?
         } else {
             let ops = Invalidate {
-                sgt: Arc::downgrade(&sgt),
+                mapped: Arc::downgrade(&mapped),
                 allow_p2p: req.access & ACCESS_NO_P2P == 0,
             };
             buf.dynamic_attach(self.importer.dev, Arc::new(ops))?
         };
         match buf.map_attachment_unlocked(&attach, DmaDirection::Bidirectional) {
-            Ok(table) => *lock(&sgt) = Some(table),
+            Ok(table) => *lock(&mapped.sgt) = Some(table),
             Err(e) => {
                 let _ = buf.detach(attach);
                 return Err(e);
@@ -153,9 +170,8 @@ impl ImporterFile {
         lock(&self.mrs).insert(
             handle,
             Mr {
-                buf,
+                mapped,
                 attach,
-                sgt,
                 offset: req.offset,
                 length: req.length,
             },
@@ -175,24 +191,22 @@ impl ImporterFile {
     }
 
     fn release(mr: Mr) {
-        let table = lock(&mr.sgt).take();
+        let buf = &mr.mapped.buf;
+        let table = lock(&mr.mapped.sgt).take();
         if let Some(table) = table {
-            let _ =
-                mr.buf
-                    .unmap_attachment_unlocked(&mr.attach, table, DmaDirection::Bidirectional);
+            let _ = buf.unmap_attachment_unlocked(&mr.attach, table, DmaDirection::Bidirectional);
         }
-        let _ = mr.buf.detach(mr.attach);
+        let _ = buf.detach(mr.attach);
     }
 
     /// The pieces `(dma address, length)` of `offset..offset + size` of the region,
     /// re-mapping it first if the exporter moved it.
     fn pieces(&self, mr: &Mr, offset: u64, size: u64) -> KResult<Vec<(u64, u64)>> {
-        let mut sgt = lock(&mr.sgt);
+        let buf = &mr.mapped.buf;
+        let guard = buf.resv().lock(None)?;
+        let mut sgt = lock(&mr.mapped.sgt);
         if sgt.is_none() {
-            *sgt = Some(
-                mr.buf
-                    .map_attachment_unlocked(&mr.attach, DmaDirection::Bidirectional)?,
-            );
+            *sgt = Some(buf.map_attachment(&guard, &mr.attach, DmaDirection::Bidirectional)?);
         }
         let table = sgt.as_ref().ok_or(Errno::EIO)?;
         let mut out = Vec::new();

@@ -22,12 +22,9 @@ use sagrada_kernel_dmabuf::{DmaFence, NamedOps, Wait, context_alloc};
 use crate::cs::{Cs, CsError};
 use crate::device::DeviceInner;
 use crate::memory::{DRAM_VA_BASE, DRAM_VA_END, HOST_VA_BASE, HOST_VA_END, PageTable, VaAllocator};
-use crate::uapi::{CS_STATUS_ABORTED, CS_STATUS_BUSY, CS_STATUS_COMPLETED, CsChunk};
-
-/// Submissions whose outcome a context remembers after completion.
-const RETAINED_CS: usize = 4096;
-/// How long closing a context waits for its submissions before resetting the device.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::uapi::{
+    CS_STATUS_ABORTED, CS_STATUS_BUSY, CS_STATUS_COMPLETED, CS_STATUS_GONE, CsChunk, RETAINED_CS,
+};
 
 /// A device memory allocation.
 #[derive(Debug)]
@@ -256,7 +253,8 @@ impl ContextInner {
     /// read-write), maps it in the SG1's IOMMU domain and in the context's address
     /// space, and returns the device VA of `addr`.
     pub fn map_userptr(&self, task: &Task<'_>, addr: u64, size: u64) -> KResult<u64> {
-        if size == 0 {
+        // A range that wraps around the address space is refused like an empty one.
+        if size == 0 || addr.checked_add(size).is_none() {
             return Err(Errno::EINVAL);
         }
         let offset = addr % PAGE_4K;
@@ -398,9 +396,9 @@ impl ContextInner {
             cs_state.submitted.get(&seq).cloned()
         };
         let Some(cs) = cs else {
-            // Older than what the context remembers: long completed.
+            // Older than what the context remembers: it ended, but how is forgotten.
             return Ok(CsOutcome {
-                status: CS_STATUS_COMPLETED,
+                status: CS_STATUS_GONE,
                 error: 0,
                 info: 0,
                 device_time_ns: 0,
@@ -449,9 +447,14 @@ impl ContextInner {
     /// they hang), then free every mapping and allocation that no dma-buf exports.
     pub fn close(&self) {
         let pending: Vec<Arc<Cs>> = lock(&self.cs).submitted.values().cloned().collect();
-        let deadline = Instant::now() + CLOSE_TIMEOUT;
+        let timeout = self.dev.params.timeout_locked;
+        let deadline = (!timeout.is_zero())
+            .then(|| Instant::now().checked_add(timeout))
+            .flatten();
         for cs in pending {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.map_or(Duration::MAX, |d| {
+                d.saturating_duration_since(Instant::now())
+            });
             if cs.fence().wait_timeout(left) == Wait::TimedOut {
                 tracing::warn!(
                     "{}: context {} closed with a hung submission; soft reset",

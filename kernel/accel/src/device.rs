@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
 
 use sagrada_hw_accel_abi::entry::{CqEntry, CqStatus, RING_ENTRY_SIZE, RingEntry};
 use sagrada_hw_accel_abi::firmware::{OP_GET_INFO, OP_GET_VERSION, PROTOCOL_MAJOR};
@@ -26,6 +27,7 @@ use crate::cs::{Cs, CsError};
 use crate::firmware::Mailbox;
 use crate::memory::{DRAM_PAGE_SIZE, HbmAllocator, HbmWindow, PtPool};
 use crate::mmio::Mmio;
+use crate::tdr::Watchdog;
 use crate::uapi::{CsChunk, STATUS_IN_RESET, STATUS_MALFUNCTION, STATUS_OPERATIONAL};
 
 /// Entries of each queue ring.
@@ -42,7 +44,7 @@ pub const KERNEL_SOBS: u32 = 1024;
 pub const SOBS_PER_CONTEXT: u32 = 16;
 
 /// Driver options (module parameters).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DriverParams {
     /// Map a peer that shares a switch with the SG1 by the HBM BAR's bus address (what
     /// the kernel's p2pdma API does) instead of through the importer's IOMMU domain
@@ -50,6 +52,21 @@ pub struct DriverParams {
     /// switch-local traffic up to the root complex). Off by default: habanalabs
     /// behaviour.
     pub p2p_bus_addr: bool,
+    /// habanalabs' `timeout_locked`: a submission still running this long after it was
+    /// queued fails with `ETIMEDOUT` and the device is soft-reset; closing a context
+    /// waits this long for its submissions. Zero disables lockup detection (and a
+    /// close then waits for as long as its submissions take). 30 s by default, as in
+    /// habanalabs.
+    pub timeout_locked: Duration,
+}
+
+impl Default for DriverParams {
+    fn default() -> Self {
+        Self {
+            p2p_bus_addr: false,
+            timeout_locked: Duration::from_secs(30),
+        }
+    }
 }
 
 /// Why a device was not bound.
@@ -84,6 +101,8 @@ struct Job {
 pub(crate) struct DriverCounters {
     pub cs_completed: AtomicU64,
     pub cs_aborted: AtomicU64,
+    /// Submissions the watchdog found locked up.
+    pub lockups: AtomicU64,
 }
 
 /// The driver's state for one SG1.
@@ -115,6 +134,7 @@ pub(crate) struct DeviceInner {
     pub exports: AtomicU32,
     pub contexts: Mutex<Vec<Weak<ContextInner>>>,
     pub counters: DriverCounters,
+    watchdog: Watchdog,
 }
 
 impl std::fmt::Debug for DeviceInner {
@@ -312,6 +332,7 @@ impl DeviceInner {
             exports: AtomicU32::new(0),
             contexts: Mutex::new(Vec::new()),
             counters: DriverCounters::default(),
+            watchdog: Watchdog::new(&name, params.timeout_locked, slot.clone()),
         });
         let _ = slot.set(Arc::downgrade(&inner));
         inner
@@ -478,6 +499,7 @@ impl DeviceInner {
             queue.pi = queue.pi.wrapping_add(2);
         }
         drop(jobs);
+        self.watchdog.watch(cs);
         for (q, guard) in guards.iter().enumerate() {
             if chunks.iter().any(|c| c.queue == q as u32) {
                 self.mmio
@@ -581,14 +603,13 @@ impl DeviceInner {
         if hard && self.exports.load(Ordering::Acquire) > 0 {
             return Err(Errno::EBUSY);
         }
+        // A hard reset is also how a device out of order is given another chance.
+        let may_start = |s| s == STATUS_OPERATIONAL || (hard && s == STATUS_MALFUNCTION);
         if self
             .state
-            .compare_exchange(
-                STATUS_OPERATIONAL,
-                STATUS_IN_RESET,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                may_start(s).then_some(STATUS_IN_RESET)
+            })
             .is_err()
         {
             return Err(Errno::EBUSY);
@@ -604,16 +625,11 @@ impl DeviceInner {
                 global::fields::RESET::SOFT
             };
             let done = self.mmio.write(global::RESET, bit.mask());
-            let mut jobs = lock(&self.jobs);
-            let mut seen = std::collections::HashSet::new();
-            let aborted = jobs
-                .drain()
-                .map(|(_, j)| j.cs)
-                .filter(|cs| seen.insert(Arc::as_ptr(cs)))
-                .collect();
-            drop(jobs);
+            let aborted = self.take_jobs();
             if let Err(e) = done {
+                // The jobs will never complete: their submissions end here.
                 self.state.store(STATUS_MALFUNCTION, Ordering::Release);
+                self.abort(aborted);
                 return Err(e);
             }
             aborted
@@ -627,12 +643,49 @@ impl DeviceInner {
             },
             Ordering::Release,
         );
+        self.abort(aborted);
+        restored
+    }
+
+    /// Every submission with a job on the device, each once.
+    fn take_jobs(&self) -> Vec<Arc<Cs>> {
+        let mut seen = std::collections::HashSet::new();
+        lock(&self.jobs)
+            .drain()
+            .map(|(_, j)| j.cs)
+            .filter(|cs| seen.insert(Arc::as_ptr(cs)))
+            .collect()
+    }
+
+    /// Ends submissions whose jobs a reset (or a dead device) took away.
+    fn abort(&self, aborted: Vec<Arc<Cs>>) {
         for cs in aborted {
             cs.fail(CsError::RESET);
             self.counters.cs_aborted.fetch_add(1, Ordering::Relaxed);
             cs.complete();
         }
-        restored
+    }
+
+    /// The watchdog found `cs` still running after `timeout_locked`.
+    pub(crate) fn on_lockup(&self, cs: &Arc<Cs>) {
+        tracing::error!(
+            "{}: a submission is still running after {:?}; soft reset",
+            self.name,
+            self.params.timeout_locked
+        );
+        cs.fail(CsError::TIMED_OUT);
+        self.counters.lockups.fetch_add(1, Ordering::Relaxed);
+        match self.reset(false) {
+            Ok(()) => {}
+            // A reset in progress aborts it too.
+            Err(_) if self.status() == STATUS_IN_RESET => {}
+            // Out of order: nothing will ever complete its jobs.
+            Err(e) => {
+                tracing::error!("{}: the reset failed ({e}); aborting every job", self.name);
+                let jobs = self.take_jobs();
+                self.abort(jobs);
+            }
+        }
     }
 
     fn after_reset(&self, hard: bool) -> KResult<()> {

@@ -71,19 +71,26 @@ pub(crate) fn export(
     dev.exports.fetch_add(1, Ordering::AcqRel);
     let ops = Sg1Export {
         ctx: ctx.clone(),
-        alloc,
+        alloc: alloc.clone(),
         offset,
         size,
     };
-    // From here on, dropping the buffer runs `release`, which undoes the counts: a
-    // failure to install the fd cannot free anything twice.
-    let buf = dev.registry.export(ExportInfo {
-        exp_name: "sg1".to_owned(),
-        ops: Box::new(ops),
-        size,
-        flags: OpenFlags(flags),
-        resv: None,
-    })?;
+    // Once the buffer exists, dropping it runs `release`, which undoes the counts: a
+    // failure to install the fd cannot free anything twice. Before, they are undone
+    // here.
+    let buf = dev
+        .registry
+        .export(ExportInfo {
+            exp_name: "sg1".to_owned(),
+            ops: Box::new(ops),
+            size,
+            flags: OpenFlags(flags),
+            resv: None,
+        })
+        .inspect_err(|_| {
+            alloc.exports.fetch_sub(1, Ordering::AcqRel);
+            dev.exports.fetch_sub(1, Ordering::AcqRel);
+        })?;
     buf.fd(task, OpenFlags(flags))
 }
 

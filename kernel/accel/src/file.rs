@@ -106,6 +106,13 @@ impl AccelFile {
                         .load(std::sync::atomic::Ordering::Relaxed),
                     soft_resets: dev.mmio.read(global::SOFT_RESETS)?,
                     hard_resets: dev.mmio.read(global::HARD_RESETS)?,
+                    lockups: dev
+                        .counters
+                        .lockups
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                        .try_into()
+                        .unwrap_or(u32::MAX),
+                    pad: 0,
                 };
                 answer(task, &args, &c)
             }
@@ -139,6 +146,12 @@ impl AccelFile {
     }
 
     fn memory_op(&self, task: &Task<'_>, args: &mut MemArgs) -> KResult<i64> {
+        // Reserved and flag bits must be clear, so that they can be given a meaning
+        // later without old binaries turning it on by accident.
+        let takes_flags = matches!(args.op, MEM_OP_ALLOC | MEM_OP_EXPORT_DMABUF_FD);
+        if args.pad != 0 || (!takes_flags && args.flags != 0) {
+            return Err(Errno::EINVAL);
+        }
         let dev = self.ctx.dev();
         dev.check_operational()?;
         self.ctx.check_usable()?;
@@ -195,12 +208,16 @@ impl AccelFile {
                 return Err(Errno::EINVAL);
             }
         }
+        // The out-fence's fd is reserved first: once the jobs are queued the call must
+        // not fail, or user space would lose the sequence number of running work.
+        let fence_fd = if args.flags & CS_FLAG_OUT_FENCE != 0 {
+            Some(task.reserve_fd(true)?)
+        } else {
+            None
+        };
         let (seq, fence) = self.ctx.submit(&chunks)?;
         args.seq = seq;
-        args.fence_fd = -1;
-        if args.flags & CS_FLAG_OUT_FENCE != 0 {
-            args.fence_fd = task.fd_install(SyncFile::create(fence, None), true)?;
-        }
+        args.fence_fd = fence_fd.map_or(-1, |fd| fd.install(SyncFile::create(fence, None)));
         task.write_obj(arg, &args)?;
         Ok(0)
     }

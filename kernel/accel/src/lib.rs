@@ -12,9 +12,11 @@
 //! memory can be exported as a dma-buf for peer-to-peer DMA with the semantics of the
 //! merged habanalabs exporter (`export`). The uAPI is in [`uapi`] and `docs/uapi.md`.
 //!
-//! Left out: the compute queue (its engines come with the ISA), power management,
-//! debug and profiling interfaces, and hang detection other than at context close
-//! (a hung submission is aborted by resetting the device when its context closes).
+//! A watchdog (`tdr`) fails a submission still running after
+//! [`DriverParams::timeout_locked`] with `ETIMEDOUT` and soft-resets the device.
+//!
+//! Left out: the compute queue (its engines come with the ISA), power management, and
+//! debug and profiling interfaces.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -27,6 +29,7 @@ mod file;
 mod firmware;
 mod memory;
 mod mmio;
+mod tdr;
 pub mod uapi;
 
 use std::sync::Arc;

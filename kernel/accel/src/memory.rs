@@ -209,6 +209,17 @@ pub(crate) struct PageTable {
 /// A page-table update to write: the table, the first entry and the new entries.
 type Patch = (u64, u64, Vec<u64>);
 
+/// The changes of one map operation: the writes for HBM, and how to undo them in the
+/// driver's copy should the operation fail part-way (nothing reaches HBM then).
+#[derive(Default)]
+struct Edit {
+    patches: Vec<Patch>,
+    /// `(table, entry, old value)`, in the order of the changes.
+    undo: Vec<(u64, u64, u64)>,
+    /// Table pages taken from the pool.
+    created: Vec<u64>,
+}
+
 impl PageTable {
     /// A new address space with an empty hop-0 table.
     pub fn new(pool: &mut PtPool) -> KResult<Self> {
@@ -230,29 +241,56 @@ impl PageTable {
         table: u64,
         idx: u64,
         pool: &mut PtPool,
-        patches: &mut Vec<Patch>,
+        edit: &mut Edit,
     ) -> KResult<u64> {
         let entry = self.tables[&table][idx as usize];
         if entry & PTE_PRESENT != 0 {
             return Ok(entry & PTE_ADDR_MASK);
         }
         let next = pool.alloc()?;
+        edit.created.push(next);
         self.tables
             .insert(next, vec![0u64; ENTRIES as usize].into_boxed_slice());
-        let e = pte(next, 0);
-        self.tables.get_mut(&table).expect("table exists")[idx as usize] = e;
-        patches.push((table, idx, vec![e]));
+        self.set(table, idx, pte(next, 0), edit);
         Ok(next)
     }
 
-    fn set(&mut self, table: u64, idx: u64, value: u64, patches: &mut Vec<Patch>) {
-        self.tables.get_mut(&table).expect("table exists")[idx as usize] = value;
-        match patches.last_mut() {
+    fn set(&mut self, table: u64, idx: u64, value: u64, edit: &mut Edit) {
+        let slot = &mut self.tables.get_mut(&table).expect("table exists")[idx as usize];
+        edit.undo.push((table, idx, *slot));
+        *slot = value;
+        match edit.patches.last_mut() {
             Some((t, first, values)) if *t == table && *first + values.len() as u64 == idx => {
                 values.push(value)
             }
-            _ => patches.push((table, idx, vec![value])),
+            _ => edit.patches.push((table, idx, vec![value])),
         }
+    }
+
+    /// Runs `f`'s changes: written to HBM if it succeeds, undone in the driver's copy
+    /// (and the table pages it took given back) if it fails, so that the copy never
+    /// claims a link HBM does not have.
+    fn apply(
+        &mut self,
+        pool: &mut PtPool,
+        hbm: &HbmWindow,
+        f: impl FnOnce(&mut Self, &mut PtPool, &mut Edit) -> KResult<()>,
+    ) -> KResult<()> {
+        let mut edit = Edit::default();
+        if let Err(e) = f(self, pool, &mut edit) {
+            for (table, idx, old) in edit.undo.into_iter().rev() {
+                if let Some(t) = self.tables.get_mut(&table) {
+                    t[idx as usize] = old;
+                }
+            }
+            for table in edit.created {
+                self.tables.remove(&table);
+                // Never written: still zero in HBM.
+                pool.release(table);
+            }
+            return Err(e);
+        }
+        write_patches(hbm, edit.patches)
     }
 
     /// Maps `pages` (HBM addresses of 2 MiB pages) at `va`, writable.
@@ -263,19 +301,15 @@ impl PageTable {
         pool: &mut PtPool,
         hbm: &HbmWindow,
     ) -> KResult<()> {
-        let mut patches = Vec::new();
-        for (i, &pa) in pages.iter().enumerate() {
-            let v = va + i as u64 * PAGE_2M;
-            let hop1 = self.next_table(self.hop0, index(v, 0), pool, &mut patches)?;
-            let hop2 = self.next_table(hop1, index(v, 1), pool, &mut patches)?;
-            self.set(
-                hop2,
-                index(v, 2),
-                pte(pa, PTE_WRITABLE | PTE_LARGE),
-                &mut patches,
-            );
-        }
-        write_patches(hbm, patches)
+        self.apply(pool, hbm, |pt, pool, edit| {
+            for (i, &pa) in pages.iter().enumerate() {
+                let v = va + i as u64 * PAGE_2M;
+                let hop1 = pt.next_table(pt.hop0, index(v, 0), pool, edit)?;
+                let hop2 = pt.next_table(hop1, index(v, 1), pool, edit)?;
+                pt.set(hop2, index(v, 2), pte(pa, PTE_WRITABLE | PTE_LARGE), edit);
+            }
+            Ok(())
+        })
     }
 
     /// Maps host DMA addresses `iova..iova + len` (page aligned) at `va`, writable.
@@ -287,25 +321,26 @@ impl PageTable {
         pool: &mut PtPool,
         hbm: &HbmWindow,
     ) -> KResult<()> {
-        let mut patches = Vec::new();
-        for off in (0..len).step_by(PAGE_4K as usize) {
-            let v = va + off;
-            let hop1 = self.next_table(self.hop0, index(v, 0), pool, &mut patches)?;
-            let hop2 = self.next_table(hop1, index(v, 1), pool, &mut patches)?;
-            let hop3 = self.next_table(hop2, index(v, 2), pool, &mut patches)?;
-            self.set(
-                hop3,
-                index(v, 3),
-                pte(iova + off, PTE_WRITABLE | PTE_HOST),
-                &mut patches,
-            );
-        }
-        write_patches(hbm, patches)
+        self.apply(pool, hbm, |pt, pool, edit| {
+            for off in (0..len).step_by(PAGE_4K as usize) {
+                let v = va + off;
+                let hop1 = pt.next_table(pt.hop0, index(v, 0), pool, edit)?;
+                let hop2 = pt.next_table(hop1, index(v, 1), pool, edit)?;
+                let hop3 = pt.next_table(hop2, index(v, 2), pool, edit)?;
+                pt.set(
+                    hop3,
+                    index(v, 3),
+                    pte(iova + off, PTE_WRITABLE | PTE_HOST),
+                    edit,
+                );
+            }
+            Ok(())
+        })
     }
 
     /// Removes the leaves of `va..va + len` mapped with pages of `page` bytes.
     pub fn unmap(&mut self, va: u64, len: u64, page: u64, hbm: &HbmWindow) -> KResult<()> {
-        let mut patches = Vec::new();
+        let mut edit = Edit::default();
         let leaf_hop = if page == PAGE_2M { 2 } else { 3 };
         for off in (0..len).step_by(page as usize) {
             let v = va + off;
@@ -320,10 +355,10 @@ impl PageTable {
                 table = e & PTE_ADDR_MASK;
             }
             if found {
-                self.set(table, index(v, leaf_hop), 0, &mut patches);
+                self.set(table, index(v, leaf_hop), 0, &mut edit);
             }
         }
-        write_patches(hbm, patches)
+        write_patches(hbm, edit.patches)
     }
 
     /// Every table page (for freeing the address space).
@@ -359,6 +394,40 @@ mod tests {
         assert_eq!(a.alloc(4 * DRAM_PAGE_SIZE, false).unwrap().len(), 4);
         assert_eq!(a.free_bytes(), 0);
         assert_eq!(a.alloc(1, false), Err(Errno::ENOMEM));
+    }
+
+    #[test]
+    fn a_map_that_runs_out_of_table_pages_leaves_no_trace() {
+        let fabric = Fabric::default_machine().unwrap();
+        let bar = fabric.bar(fabric.find("accel0").unwrap(), 2).unwrap().phys;
+        let hbm = HbmWindow { fabric, bar };
+        // Room for hop 0 and two more tables: a host page needs three.
+        let mut pool = PtPool::new(0, 3 * TABLE_SIZE);
+        let mut pt = PageTable::new(&mut pool).unwrap();
+        assert_eq!(
+            pt.map_host(0x1000_0000, 0x4000, PAGE_4K, &mut pool, &hbm),
+            Err(Errno::ENOMEM)
+        );
+        assert_eq!(pool.free.len(), 2, "the tables taken went back");
+        assert_eq!(pt.table_pages(), vec![pt.hop0()]);
+        assert!(pt.tables[&pt.hop0()].iter().all(|&e| e == 0));
+
+        // A 2 MiB page needs only two: it fits, and the links are real.
+        pt.map_dram(0x1000_0000_0000, &[0], &mut pool, &hbm)
+            .unwrap();
+        assert!(pool.free.is_empty());
+        let link = pt.tables[&pt.hop0()][index(0x1000_0000_0000, 0) as usize];
+        assert_ne!(link & PTE_PRESENT, 0);
+        let mut raw = [0u8; 8];
+        let at = pt.hop0() + index(0x1000_0000_0000, 0) * 8;
+        hbm.fabric
+            .cpu_read(PhysAddr(hbm.bar.raw() + at), &mut raw)
+            .unwrap();
+        assert_eq!(
+            u64::from_le_bytes(raw),
+            link,
+            "HBM holds what the copy says"
+        );
     }
 
     #[test]

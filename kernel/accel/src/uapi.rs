@@ -159,6 +159,11 @@ pub struct Counters {
     pub soft_resets: u32,
     /// Hard resets.
     pub hard_resets: u32,
+    /// Submissions found still running after the lockup timeout (each followed by a
+    /// soft reset).
+    pub lockups: u32,
+    /// Reserved.
+    pub pad: u32,
 }
 
 /// The calling context.
@@ -288,6 +293,12 @@ pub const CS_STATUS_COMPLETED: u32 = 0;
 pub const CS_STATUS_BUSY: u32 = 1;
 /// The submission was aborted (see `error`).
 pub const CS_STATUS_ABORTED: u32 = 2;
+/// The submission ended long ago and its outcome is no longer kept (the context
+/// remembers its last [`RETAINED_CS`] submissions).
+pub const CS_STATUS_GONE: u32 = 3;
+
+/// Submissions whose outcome a context keeps for `WAIT_CS` (besides those running).
+pub const RETAINED_CS: usize = 4096;
 
 /// `struct sg1_reset_args`.
 #[derive(
@@ -320,5 +331,6 @@ mod tests {
         assert_eq!(size_of::<WaitCsArgs>(), 40);
         assert_eq!(size_of::<HwIpInfo>(), 96);
         assert_eq!(size_of::<FirmwareInfo>(), 24);
+        assert_eq!(size_of::<Counters>(), 72);
     }
 }

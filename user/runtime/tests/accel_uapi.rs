@@ -1536,3 +1536,132 @@ fn a_device_with_firmware_of_another_protocol_is_not_bound() {
         assert!(completed(dev.run(DMA0, &[Packet::Nop]).unwrap()));
     }
 }
+
+// ---- reserved fields, wrapping ranges, fd exhaustion, forgotten submissions ----
+
+#[test]
+fn memory_map_userptr_of_a_range_that_wraps_around_is_einval() {
+    let m = machine();
+    let p = m.process("mem");
+    let dev = Device::open(&p, 0).unwrap();
+    for (addr, size) in [(u64::MAX - 4095, 8192), (4096, u64::MAX), (1, u64::MAX)] {
+        assert_eq!(
+            mem_err(
+                &dev,
+                MemArgs {
+                    addr,
+                    size,
+                    ..op(MEM_OP_MAP_USERPTR)
+                }
+            ),
+            Errno::EINVAL,
+            "{addr:#x} + {size:#x}"
+        );
+    }
+}
+
+#[test]
+fn memory_with_a_reserved_field_or_an_unused_flag_set_is_einval() {
+    let m = machine();
+    let p = m.process("mem");
+    let dev = Device::open(&p, 0).unwrap();
+    let alloc = MemArgs {
+        size: 2 * MB,
+        ..op(MEM_OP_ALLOC)
+    };
+    assert_eq!(mem_err(&dev, MemArgs { pad: 1, ..alloc }), Errno::EINVAL);
+    let mem = dev.alloc(2 * MB, false).unwrap();
+    let host = p.mmap_anon(4096).unwrap();
+    for args in [
+        MemArgs {
+            handle: mem.handle,
+            ..op(MEM_OP_FREE)
+        },
+        MemArgs {
+            handle: mem.handle,
+            ..op(MEM_OP_MAP)
+        },
+        MemArgs {
+            addr: mem.va,
+            ..op(MEM_OP_UNMAP)
+        },
+        MemArgs {
+            addr: host.0,
+            size: 4096,
+            ..op(MEM_OP_MAP_USERPTR)
+        },
+    ] {
+        assert_eq!(
+            mem_err(&dev, MemArgs { flags: 1, ..args }),
+            Errno::EINVAL,
+            "op {} with flags",
+            args.op
+        );
+        assert_eq!(
+            mem_err(&dev, MemArgs { pad: 1, ..args }),
+            Errno::EINVAL,
+            "op {} with pad",
+            args.op
+        );
+    }
+    // Nothing of that happened: the allocation is still mapped and in use.
+    assert_eq!(
+        dev.query::<DramUsage>(INFO_DRAM_USAGE).unwrap().ctx_used,
+        2 * MB
+    );
+    dev.free(mem).unwrap();
+}
+
+#[test]
+fn cs_with_an_out_fence_and_a_full_fd_table_is_emfile_and_queues_nothing() {
+    let m = machine();
+    let p = m.process("cs");
+    let dev = Device::open(&p, 0).unwrap();
+    let (_cb_mem, chunk) = cb(&dev, DMA0, &[Packet::Nop]);
+    let mut spare = Vec::new();
+    while let Ok(fd) = p.dup(dev.fd()) {
+        spare.push(fd);
+    }
+    let before = dev.query::<Counters>(INFO_COUNTERS).unwrap();
+    // The chunk array needs memory, not an fd: the table stays full.
+    let (r, args) = cs_raw(&dev, &[chunk], 1, CS_FLAG_OUT_FENCE);
+    assert_eq!(r, Err(Errno::EMFILE));
+    assert_eq!(args.seq, 0, "no sequence number handed out");
+    p.close(spare.pop().unwrap()).unwrap();
+    let (r, args) = cs_raw(&dev, &[chunk], 1, CS_FLAG_OUT_FENCE);
+    r.unwrap();
+    assert_eq!(args.seq, 1, "the refused submission used no number");
+    assert!(args.fence_fd >= 0);
+    assert!(completed(wait(&dev, 1)));
+    let after = dev.query::<Counters>(INFO_COUNTERS).unwrap();
+    assert_eq!(
+        after.cs_completed,
+        before.cs_completed + 1,
+        "one ran, not two"
+    );
+}
+
+#[test]
+fn wait_cs_of_a_submission_older_than_the_context_remembers_is_gone() {
+    let m = machine();
+    let p = m.process("wait");
+    let dev = Device::open(&p, 0).unwrap();
+    let last = RETAINED_CS as u64 + 1;
+    for seq in 1..=last {
+        let (got, _) = dev.submit(&[(DMA0, &[Packet::Nop])], false).unwrap();
+        assert_eq!(got, seq);
+        assert!(completed(wait(&dev, seq)));
+    }
+    let raw = |seq| {
+        let mut args = WaitCsArgs {
+            seq,
+            ..Default::default()
+        };
+        p.ioctl_with(dev.fd(), SG1_IOCTL_WAIT_CS, &mut args)
+            .unwrap();
+        args.status
+    };
+    assert_eq!(raw(1), CS_STATUS_GONE, "forgotten: not claimed completed");
+    assert_eq!(raw(2), CS_STATUS_COMPLETED);
+    assert_eq!(raw(last), CS_STATUS_COMPLETED);
+}

@@ -49,7 +49,12 @@ pub enum MachineError {
     },
 }
 
-/// A whole emulated machine: hardware and kernel. Dropping it stops the devices.
+/// A whole emulated machine: hardware and kernel.
+///
+/// Dropping it shuts it down: every process of its kernel exits (its files are
+/// closed, and the drivers wait for the work they were given), then the devices stop.
+/// A [`Process`] handle that outlives the machine refers to an exited process: its
+/// system calls fail with `ESRCH`.
 #[derive(Debug)]
 pub struct Machine {
     kernel: Arc<Kernel>,
@@ -77,6 +82,13 @@ impl MachineBuilder {
     /// SG1 driver option: map peers under the same switch by bus address.
     pub fn p2p_bus_addr(mut self, on: bool) -> Self {
         self.params.p2p_bus_addr = on;
+        self
+    }
+
+    /// SG1 driver option `timeout_locked`: how long a submission may run before the
+    /// driver calls it a lockup and resets the device (zero: never).
+    pub fn timeout_locked(mut self, timeout: std::time::Duration) -> Self {
+        self.params.timeout_locked = timeout;
         self
     }
 
@@ -149,7 +161,8 @@ impl Machine {
         Self::new(&TopologyConfig::default_machine())
     }
 
-    /// Starts a user process.
+    /// Starts a user process. It runs until it exits ([`Process::exit`]) or the
+    /// machine is dropped; dropping the handle alone does not end it.
     pub fn process(&self, name: &str) -> Process {
         Process::spawn(&self.kernel, name)
     }
@@ -181,7 +194,16 @@ impl Machine {
 }
 
 impl Drop for Machine {
+    /// Shuts down as an operating system does: every process exits first, so the
+    /// drivers release their files (an SG1 context waits for its submissions) while the
+    /// devices still run; only then do the device models stop. In the other order a
+    /// context would close on a stopped device, wait its whole close timeout for a
+    /// completion that cannot come, and reset a dead device.
     fn drop(&mut self) {
+        for pid in self.kernel.pids() {
+            // ESRCH: it exited meanwhile, on a thread of its own.
+            let _ = self.kernel.exit(pid);
+        }
         for sg1 in &self.sg1s {
             sg1.shutdown();
         }

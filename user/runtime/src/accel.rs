@@ -27,6 +27,8 @@ const CB_SLOTS: u64 = 256;
 /// Bytes of the area that carries a submission's chunk array to the kernel (larger
 /// arrays get memory of their own for the call).
 const CHUNK_AREA: u64 = 4096;
+/// Bytes of the area that INFO answers into (larger answers get memory of their own).
+const INFO_AREA: u64 = 4096;
 
 /// Device memory: an allocation mapped at `va`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,13 +62,16 @@ pub enum CsOutcome {
     },
     /// Aborted: the negative errno of the cause and its address or packet offset.
     Aborted {
-        /// `-EFAULT`, `-EINVAL`, `-EPERM` or `-ECANCELED`.
+        /// `-EFAULT`, `-EINVAL`, `-EPERM`, `-ECANCELED` (a reset) or `-ETIMEDOUT` (the
+        /// driver found it locked up).
         error: i32,
         /// Faulting VA or packet offset.
         info: u64,
     },
     /// Still running when the timeout expired.
     Busy,
+    /// Ended so long ago that the driver no longer keeps its outcome.
+    Gone,
 }
 
 impl CsOutcome {
@@ -77,6 +82,8 @@ impl CsOutcome {
             CsOutcome::Completed { device_time_ns } => Ok(device_time_ns),
             CsOutcome::Aborted { error, .. } => Err(Errno::new(-error).unwrap_or(Errno::EIO)),
             CsOutcome::Busy => Err(Errno::ETIMEDOUT),
+            // Whether it failed is not known any more; it did end.
+            CsOutcome::Gone => Ok(0),
         }
     }
 }
@@ -101,6 +108,9 @@ pub struct Device<'p> {
     /// held for the length of each call (mapping memory per call would cost more than
     /// the submission itself).
     chunk_area: Mutex<Option<UserPtr>>,
+    /// Where INFO answers, allocated at the first query and held for the length of
+    /// each call: events query the reset count at every record and wait.
+    info_area: Mutex<Option<UserPtr>>,
     sobs: Mutex<Vec<u32>>,
 }
 
@@ -125,6 +135,7 @@ impl<'p> Device<'p> {
             ctx: ContextInfo::default(),
             cbs: Mutex::new(None),
             chunk_area: Mutex::new(None),
+            info_area: Mutex::new(None),
             sobs: Mutex::new(Vec::new()),
         };
         dev.info = dev.query(INFO_HW_IP)?;
@@ -158,22 +169,37 @@ impl<'p> Device<'p> {
     /// INFO of type `T` for operation `op`.
     pub fn query<T: FromBytes + IntoBytes + Immutable>(&self, op: u32) -> Result<T, Errno> {
         let size = size_of::<T>() as u64;
-        let buf = self.p.mmap_anon(size)?;
-        let mut args = InfoArgs {
-            return_pointer: buf.0,
-            return_size: size as u32,
-            op,
+        let mut area = lock(&self.info_area);
+        let (buf, own) = match *area {
+            _ if size > INFO_AREA => (self.p.mmap_anon(size)?, true),
+            Some(ptr) => (ptr, false),
+            None => (*area.insert(self.p.mmap_anon(INFO_AREA)?), false),
         };
-        let result = self
-            .p
-            .ioctl_with(self.fd, SG1_IOCTL_INFO, &mut args)
-            .and_then(|_| {
-                let mut value = T::new_zeroed();
-                self.p.read_mem(buf, value.as_mut_bytes())?;
-                Ok(value)
-            });
-        self.p.munmap(buf, size)?;
-        result
+        let mut value = T::new_zeroed();
+        let result = (|| {
+            // Fresh memory reads as zero; the reused area must too, in case the kernel
+            // answers with fewer bytes than asked.
+            self.p.write_mem(buf, value.as_bytes())?;
+            let mut args = InfoArgs {
+                return_pointer: buf.0,
+                return_size: size as u32,
+                op,
+            };
+            self.p.ioctl_with(self.fd, SG1_IOCTL_INFO, &mut args)?;
+            self.p.read_mem(buf, value.as_mut_bytes())
+        })();
+        if own {
+            self.p.munmap(buf, size)?;
+        }
+        result.map(|()| value)
+    }
+
+    /// How many times the device was reset so far (soft and hard, by any context), from
+    /// `INFO_COUNTERS`. Each reset zeroes every sync object and ends all work in flight
+    /// (completed or cancelled): what [`Event`]s re-base on.
+    pub fn resets(&self) -> Result<u64, Errno> {
+        let c: Counters = self.query(INFO_COUNTERS)?;
+        Ok(u64::from(c.soft_resets) + u64::from(c.hard_resets))
     }
 
     fn memory(&self, args: &mut MemArgs) -> Result<(), Errno> {
@@ -383,6 +409,7 @@ impl<'p> Device<'p> {
                 error: args.error,
                 info: args.error_info,
             },
+            CS_STATUS_GONE => CsOutcome::Gone,
             _ => CsOutcome::Busy,
         };
         if outcome != CsOutcome::Busy {
@@ -432,8 +459,7 @@ impl<'p> Device<'p> {
         let sob = lock(&self.sobs).pop().ok_or(Errno::ENOSPC)?;
         Ok(Event {
             sob,
-            target: Mutex::new(0),
-            seq: Mutex::new(0),
+            state: Mutex::new(EventState::default()),
         })
     }
 
@@ -477,21 +503,34 @@ impl Stream<'_, '_> {
         }])
     }
 
-    /// Queues the recording of `event`: it fires when the stream gets there.
+    /// Queues the recording of `event`: it fires when the stream gets there. Records
+    /// made before a reset of the device no longer count (see [`Event`]).
     pub fn record(&self, event: &Event) -> Result<(), Errno> {
+        let resets = self.dev.resets()?;
         let seq = self.enqueue(&[Packet::Msg {
             sob: event.sob,
             op: MsgOp::Add,
             value: 1,
         }])?;
-        *lock(&event.target) += 1;
-        *lock(&event.seq) = seq;
+        let mut st = lock(&event.state);
+        st.rebase(resets);
+        st.target = st.target.wrapping_add(1);
+        st.seq = seq;
         Ok(())
     }
 
-    /// Makes the stream wait (on the device) until `event` fires.
+    /// Makes the stream wait (on the device) until `event` fires. An event not recorded
+    /// since the device's last reset has nothing to wait for: no `WAIT` is queued.
     pub fn wait_event(&self, event: &Event) -> Result<(), Errno> {
-        let target = *lock(&event.target);
+        let resets = self.dev.resets()?;
+        let target = {
+            let mut st = lock(&event.state);
+            st.rebase(resets);
+            st.target
+        };
+        if target == 0 {
+            return Ok(());
+        }
         self.enqueue(&[Packet::Wait {
             sob: event.sob,
             target,
@@ -510,17 +549,64 @@ impl Stream<'_, '_> {
 }
 
 /// A point in a stream, on a sync object of the context.
+///
+/// The event counts its records on the host; each record adds 1 to the sync object on
+/// the device, and a wait is for the sync object to reach the count. A reset of the
+/// device (soft or hard, by any context) zeroes every sync object and ends all work in
+/// flight, so it settles every record made before it: recording and waiting first read
+/// the device's reset count ([`Device::resets`], one INFO call), and if it moved since
+/// the last record the event starts again from 0: a wait needs no device `WAIT` until
+/// the next record, and [`Event::synchronize`] returns at once.
+///
+/// What this cannot see is a reset that lands between reading the count and queuing
+/// the packet. A record queued just after such a reset still counts on top of the old
+/// records, so the event waits for a value the sync object reaches only after that
+/// many more records. A `WAIT` queued just after such a reset waits for the old count
+/// from 0 in the same way. Either one blocks its stream like any `WAIT` whose sync
+/// object never reaches its target, until a later reset cancels it (the driver's
+/// lockup watchdog makes one after `timeout_locked`). Whoever resets a device while
+/// its streams are recording or waiting must expect that work to be lost.
 #[derive(Debug)]
 pub struct Event {
     sob: u32,
-    target: Mutex<u32>,
-    seq: Mutex<u64>,
+    state: Mutex<EventState>,
+}
+
+#[derive(Debug, Default)]
+struct EventState {
+    /// Records since the device's reset number `resets`: the value the sync object
+    /// reaches when the last of them fires.
+    target: u32,
+    /// The submission of the last record (0: none since `resets`).
+    seq: u64,
+    /// The device's reset count when the event was last recorded or re-based.
+    resets: u64,
+}
+
+impl EventState {
+    /// Forgets the records that a reset since the last one settled. The count only
+    /// grows; an older reading (from a thread that raced a newer one) changes nothing.
+    fn rebase(&mut self, resets: u64) {
+        if resets > self.resets {
+            *self = Self {
+                target: 0,
+                seq: 0,
+                resets,
+            };
+        }
+    }
 }
 
 impl Event {
-    /// Waits on the host for the event (the submission that records it).
+    /// Waits on the host for the event (the submission that records it). After a reset
+    /// of the device there is nothing to wait for: the reset settled the last record.
     pub fn synchronize(&self, dev: &Device<'_>) -> Result<(), Errno> {
-        let seq = *lock(&self.seq);
+        let resets = dev.resets()?;
+        let seq = {
+            let mut st = lock(&self.state);
+            st.rebase(resets);
+            st.seq
+        };
         if seq == 0 {
             return Ok(());
         }

@@ -441,11 +441,10 @@ fn resets_while_both_queues_complete_work_never_deadlock_or_lose_a_submission() 
 }
 
 /// A runtime `Event` counts its records on the host, while a soft reset zeroes its sync
-/// object on the device (as documented): after the reset, a stream waits for a count the
-/// sync object no longer reaches. Fails until the runtime re-bases its events (or the
-/// driver keeps sync-object values across a soft reset).
+/// object on the device (as documented). Regression: after the reset, a stream waited
+/// for a count the sync object no longer reached; the event now re-bases on the
+/// device's reset count.
 #[test]
-#[ignore = "runtime bug: an event used before a soft reset never fires after it"]
 fn an_event_recorded_before_a_soft_reset_still_orders_streams_after_it() {
     let m = machine();
     let p = m.process("event");
@@ -467,4 +466,95 @@ fn an_event_recorded_before_a_soft_reset_still_orders_streams_after_it() {
     }
     assert!(completed(outcome), "{outcome:?}");
     s0.synchronize().unwrap();
+}
+
+/// Waits for `seq` up to a bound that no working device needs (not a timing check); a
+/// submission still busy after it is cancelled by a reset, so that the machine shuts
+/// down at once, and reported.
+fn bounded_wait(dev: &Device<'_>, seq: u64) -> CsOutcome {
+    let outcome = dev.wait(seq, Duration::from_secs(10)).unwrap();
+    if outcome == CsOutcome::Busy {
+        dev.reset(false).unwrap();
+    }
+    outcome
+}
+
+/// A record that a soft reset cancels (rather than one that ran before it) is settled
+/// too: after the reset, waiting for the event on the host returns at once, a stream's
+/// wait queues nothing to block on, and the next record counts from zero again.
+#[test]
+fn an_event_whose_record_a_soft_reset_cancelled_is_settled_by_it() {
+    let m = machine();
+    let p = m.process("event");
+    let dev = Device::open(&p, 0).unwrap();
+    let (s0, s1) = (dev.stream(DMA0), dev.stream(DMA1));
+    let event = dev.event().unwrap();
+    // The record waits behind a WAIT nothing signals; DMA1 waits for the record.
+    let gate = s0
+        .enqueue(&[Packet::Wait {
+            sob: spare_sob(&dev),
+            target: 1,
+        }])
+        .unwrap();
+    s0.record(&event).unwrap();
+    s1.wait_event(&event).unwrap();
+    let behind = s1.enqueue(&[Packet::Nop]).unwrap();
+    assert_eq!(dev.wait(behind, Duration::ZERO).unwrap(), CsOutcome::Busy);
+
+    dev.reset(false).unwrap();
+
+    for seq in [gate, behind] {
+        assert_eq!(wait(&dev, seq), cancelled(), "seq {seq}");
+    }
+    event.synchronize(&dev).unwrap();
+    s1.wait_event(&event).unwrap();
+    let after = s1.enqueue(&[Packet::Nop]).unwrap();
+    let outcome = bounded_wait(&dev, after);
+    assert!(completed(outcome), "{outcome:?}");
+    // Recorded again: one record, and the stream waits for exactly that one.
+    s0.record(&event).unwrap();
+    s1.wait_event(&event).unwrap();
+    let ordered = s1.enqueue(&[Packet::Nop]).unwrap();
+    let outcome = bounded_wait(&dev, ordered);
+    assert!(completed(outcome), "{outcome:?}");
+    event.synchronize(&dev).unwrap();
+    s0.synchronize().unwrap();
+}
+
+/// The driver's lockup check: a submission still running `timeout_locked` after it
+/// was queued (1 s here) fails with `-ETIMEDOUT`, and the soft reset that follows
+/// cancels what was queued behind it, of any context; memory survives and the device
+/// works on.
+#[test]
+fn a_submission_still_running_after_timeout_locked_fails_with_etimedout_and_resets() {
+    let m = Machine::builder(&TopologyConfig::default_machine())
+        .timeout_locked(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let (pa, pb) = (m.process("a"), m.process("b"));
+    let (a, b) = (Device::open(&pa, 0).unwrap(), Device::open(&pb, 0).unwrap());
+    let kept = Filled::new(&a, 0x5a);
+    let before = counters(&a);
+
+    let (hung, fence) = blocked(&a, DMA0, true);
+    let behind = b.submit(&[(DMA0, &[Packet::Nop])], false).unwrap().0;
+
+    assert_eq!(
+        wait(&a, hung),
+        CsOutcome::Aborted {
+            error: -Errno::ETIMEDOUT.raw(),
+            info: 0
+        }
+    );
+    assert_eq!(wait(&b, behind), cancelled(), "queued behind it, cancelled");
+    let fence = SyncFile::from_fd(&pa, fence.unwrap());
+    assert_eq!(fence.info().unwrap().1, -Errno::ETIMEDOUT.raw());
+
+    let after = counters(&a);
+    assert_eq!(after.lockups, before.lockups + 1);
+    assert_eq!(after.soft_resets, before.soft_resets + 1);
+    assert_eq!(after.hard_resets, before.hard_resets);
+    assert_eq!(kept.read_back(&a), kept.data, "a soft reset keeps memory");
+    assert!(completed(a.run(DMA0, &[Packet::Nop]).unwrap()));
+    assert!(completed(b.run(DMA0, &[Packet::Nop]).unwrap()));
 }

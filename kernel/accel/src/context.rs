@@ -443,26 +443,14 @@ impl ContextInner {
         })
     }
 
-    /// The fd was closed: wait for the context's submissions (resetting the device if
-    /// they hang), then free every mapping and allocation that no dma-buf exports.
+    /// The fd was closed: wait for the context's submissions, then free every mapping
+    /// and allocation that no dma-buf exports. A submission that hangs is ended by the
+    /// lockup watchdog within `timeout_locked` of its queueing; with the watchdog
+    /// disabled, the close waits for as long as it takes.
     pub fn close(&self) {
         let pending: Vec<Arc<Cs>> = lock(&self.cs).submitted.values().cloned().collect();
-        let timeout = self.dev.params.timeout_locked;
-        let deadline = (!timeout.is_zero())
-            .then(|| Instant::now().checked_add(timeout))
-            .flatten();
         for cs in pending {
-            let left = deadline.map_or(Duration::MAX, |d| {
-                d.saturating_duration_since(Instant::now())
-            });
-            if cs.fence().wait_timeout(left) == Wait::TimedOut {
-                tracing::warn!(
-                    "{}: context {} closed with a hung submission; soft reset",
-                    self.dev.name,
-                    self.asid
-                );
-                let _ = self.dev.reset(false);
-            }
+            cs.fence().wait_timeout(Duration::MAX);
         }
         self.teardown(false);
     }

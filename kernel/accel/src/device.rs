@@ -53,10 +53,9 @@ pub struct DriverParams {
     /// behaviour.
     pub p2p_bus_addr: bool,
     /// habanalabs' `timeout_locked`: a submission still running this long after it was
-    /// queued fails with `ETIMEDOUT` and the device is soft-reset; closing a context
-    /// waits this long for its submissions. Zero disables lockup detection (and a
-    /// close then waits for as long as its submissions take). 30 s by default, as in
-    /// habanalabs.
+    /// queued fails with `ETIMEDOUT` and the device is soft-reset (which also ends the
+    /// wait of a context closing with it). Zero disables lockup detection. 30 s by
+    /// default, as in habanalabs.
     pub timeout_locked: Duration,
 }
 
@@ -668,6 +667,13 @@ impl DeviceInner {
 
     /// The watchdog found `cs` still running after `timeout_locked`.
     pub(crate) fn on_lockup(&self, cs: &Arc<Cs>) {
+        // A reset already under way ends it (as cancelled, not timed out): let it.
+        while self.status() == STATUS_IN_RESET {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        if cs.fence().test_signaled_flag() {
+            return;
+        }
         tracing::error!(
             "{}: a submission is still running after {:?}; soft reset",
             self.name,

@@ -21,6 +21,11 @@ use crate::device::DeviceInner;
 #[derive(Default)]
 struct Watched {
     pending: VecDeque<(Instant, Weak<Cs>)>,
+    /// The thread sleeps with no deadline (it found nothing to watch): the next
+    /// submission must wake it. Otherwise it sleeps until a deadline no later than any
+    /// new one, and a submission need not wake it (a wake-up per submission would
+    /// cost more than the submission).
+    idle: bool,
     stop: bool,
 }
 
@@ -77,11 +82,11 @@ impl Watchdog {
         {
             let mut w = lock(&self.shared.watched);
             w.drop_finished();
-            if w.pending.is_empty() {
-                // The thread sleeps without a deadline only when nothing is watched.
+            w.pending.push_back((deadline, Arc::downgrade(cs)));
+            if w.idle {
+                w.idle = false;
                 self.shared.changed.notify_one();
             }
-            w.pending.push_back((deadline, Arc::downgrade(cs)));
         }
         let mut thread = lock(&self.thread);
         if thread.is_none() {
@@ -117,6 +122,7 @@ fn run(shared: &Shared, dev: &OnceLock<Weak<DeviceInner>>) {
         }
         w.drop_finished();
         let Some(&(deadline, ref cs)) = w.pending.front() else {
+            w.idle = true;
             w = shared
                 .changed
                 .wait(w)

@@ -5,12 +5,14 @@
 //! Bandwidth is one `LIN_DMA` of the whole size per submission, timed from before
 //! `CS` to after `WAIT_CS` returns; rounds interleave the memcpy reference with every
 //! direction. Latency is a submission holding one `NOP` (the driver adds its `FENCE`),
-//! timed the same way, beside a round trip to another thread through channels: the
-//! least it costs to hand work to a thread and hear back that it is done, which is
-//! what a submission does twice (to the engine, and back through the completion
-//! interrupt) unless the engine is already polling its queue.
+//! timed the same way, beside a one-byte ping-pong over TCP loopback with an echo
+//! thread: handing a message to another thread and hearing back, which is what a
+//! submission does (to the engine, and back through the completion interrupt), unless
+//! both sides are polling. Both depend on how fast a sleeping thread wakes on the host,
+//! which varies a lot between machines and with how idle their cores are.
 
-use std::sync::mpsc;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -20,7 +22,7 @@ use sagrada_hw_accel_abi::packet::{DmaDir, Packet};
 
 use crate::bench::{gib_per_s, median};
 
-/// Timed one-`NOP` submissions per latency run (and as many thread round trips).
+/// Timed one-`NOP` submissions per latency run (and as many TCP round trips).
 const LATENCY_ROUNDS: usize = 2000;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -155,13 +157,13 @@ pub fn dma(size: u64, iterations: usize) -> Result<()> {
         us(nop.2)
     );
     println!(
-        "reference: round trip to another thread via channels    median {:>6.2} us   p99 {:>7.2} us   min {:>6.2} us",
+        "reference: TCP loopback round trip, 1 byte              median {:>6.2} us   p99 {:>7.2} us   min {:>6.2} us",
         us(thread_rt.0),
         us(thread_rt.1),
         us(thread_rt.2)
     );
     println!(
-        "ratio (CS / thread round trip, medians): {:.1}",
+        "ratio (CS / TCP round trip, medians): {:.2}",
         nop.0.as_secs_f64() / thread_rt.0.as_secs_f64()
     );
     Ok(())
@@ -179,22 +181,27 @@ fn spread(mut samples: Vec<Duration>) -> Spread {
     )
 }
 
-/// One-`NOP` submissions and thread round trips, in alternating blocks: an engine
-/// spins a while after its last entry, so a round trip right after a submission would
-/// share the cores with it, and a submission right after a round trip would find the
-/// engine asleep; blocks measure each in its steady state while still spreading the
-/// machine's load over both.
+/// One-`NOP` submissions and TCP round trips, in alternating blocks: an engine spins
+/// a while after its last entry, so a round trip right after a submission would share
+/// the cores with it, and a submission right after a round trip would find the engine
+/// asleep; blocks measure each in its steady state while still spreading the machine's
+/// load over both.
 fn latency(dev: &Device<'_>) -> Result<(Spread, Spread)> {
     const BLOCK: usize = 100;
-    let (to_worker, worker_rx) = mpsc::channel::<u64>();
-    let (worker_tx, from_worker) = mpsc::channel::<u64>();
-    let worker = std::thread::spawn(move || {
-        while let Ok(v) = worker_rx.recv() {
-            if worker_tx.send(v).is_err() {
-                break;
-            }
+    let listener = TcpListener::bind(("127.0.0.1", 0)).context("TCP loopback: bind")?;
+    let addr = listener.local_addr()?;
+    let echo = std::thread::spawn(move || -> std::io::Result<()> {
+        let (mut s, _) = listener.accept()?;
+        s.set_nodelay(true)?;
+        let mut b = [0u8; 1];
+        // Until the client closes (a read of 0 bytes).
+        while s.read(&mut b)? == 1 {
+            s.write_all(&b)?;
         }
+        Ok(())
     });
+    let mut client = TcpStream::connect(addr).context("TCP loopback: connect")?;
+    client.set_nodelay(true)?;
     let mut cs = Vec::with_capacity(LATENCY_ROUNDS);
     let mut rt = Vec::with_capacity(LATENCY_ROUNDS);
     // The first block of each is a warm-up and is not kept.
@@ -210,23 +217,25 @@ fn latency(dev: &Device<'_>) -> Result<(Spread, Spread)> {
                 cs.push(t);
             }
         }
-        for i in 0..BLOCK as u64 {
+        for i in 0..BLOCK {
+            let sent = [i as u8];
+            let mut got = [0u8; 1];
             let start = Instant::now();
-            to_worker.send(i)?;
-            let echoed = from_worker.recv()?;
+            client.write_all(&sent)?;
+            client.read_exact(&mut got)?;
             let t = start.elapsed();
-            if echoed != i {
-                bail!("the reference thread echoed {echoed} for {i}");
+            if got != sent {
+                bail!("the TCP echo returned {got:?} for {sent:?}");
             }
             if keep {
                 rt.push(t);
             }
         }
     }
-    drop(to_worker);
-    worker
-        .join()
-        .map_err(|_| anyhow::anyhow!("the reference thread panicked"))?;
+    drop(client);
+    echo.join()
+        .map_err(|_| anyhow::anyhow!("the TCP echo thread panicked"))?
+        .context("TCP loopback: echo")?;
     Ok((spread(cs), spread(rt)))
 }
 

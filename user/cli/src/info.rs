@@ -38,15 +38,14 @@ pub fn render(machine: &Machine, p: &Process) -> Result<String> {
             .to_owned();
         let _ = writeln!(
             out,
-            "| {:<2} | {:<12} | {:>5} / {:>5} MiB | {:<18} | {:<8} | gen{} x{:<3} | {:>4} C | {:>5} us |",
+            "| {:<2} | {:<12} | {:>5} / {:>5} MiB | {:<18} | {:<8} | {:<8} | {:>4} C | {:>5} us |",
             i,
             bus,
             (usage.total - usage.free) / MIB,
             usage.total / MIB,
             format!("{} DMA, 1 compute*", info.num_dma_engines),
             format!("{}.{}.{}", info.fw_major, info.fw_minor, info.fw_patch),
-            info.link_gen,
-            info.link_width,
+            format!("gen{} x{}", info.link_gen, info.link_width),
             fw.temperature_mc / 1000,
             counters.busy_ns.iter().sum::<u64>() / 1000,
         );

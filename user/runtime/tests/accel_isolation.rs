@@ -7,100 +7,33 @@
 //! everything, and releases it with a `MSG` from the other queue: the interleaving is
 //! then fixed, whatever the host's timing.
 
+mod common;
+
 use std::time::Duration;
 
-use sagrada::Machine;
-use sagrada::accel::{CsOutcome, DMA0, DMA1, Device, HostMemory};
+use common::*;
+use sagrada::accel::{DMA0, DMA1, Device, HostMemory};
 use sagrada_hw_accel_abi::packet::{DmaDir, MsgOp, Packet};
-use sagrada_hw_fabric::{DEFAULT_MACHINE_TOML, TopologyConfig};
-use sagrada_kernel_accel::uapi::*;
-use sagrada_sys::{Errno, Process};
-use zerocopy::IntoBytes;
-
-const MB: u64 = 1 << 20;
+use sagrada_sys::Errno;
 
 /// The reserved `LAUNCH` opcode with a one-dword length: a header no engine accepts.
 const LAUNCH_HEADER: u32 = 0x0001_0010;
 
-fn aborted(errno: Errno, info: u64) -> CsOutcome {
-    CsOutcome::Aborted {
-        error: -errno.raw(),
-        info,
-    }
-}
-
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) | 1)
-        .collect()
-}
-
-fn read_host(p: &Process, mem: &HostMemory, len: usize) -> Vec<u8> {
-    let mut out = vec![0u8; len];
-    p.read_mem(mem.ptr, &mut out).unwrap();
-    out
-}
-
-fn completed(outcome: CsOutcome) -> bool {
-    matches!(outcome, CsOutcome::Completed { .. })
-}
-
-fn wait(dev: &Device<'_>, seq: u64) -> CsOutcome {
-    dev.wait(seq, Duration::MAX).unwrap()
-}
-
-/// Still running: a wait that does not block reports it busy.
-fn is_busy(dev: &Device<'_>, seq: u64) -> bool {
-    dev.wait(seq, Duration::ZERO).unwrap() == CsOutcome::Busy
-}
-
-fn counters(dev: &Device<'_>) -> Counters {
-    dev.query(INFO_COUNTERS).unwrap()
-}
-
-fn dram_usage(dev: &Device<'_>) -> DramUsage {
-    dev.query(INFO_DRAM_USAGE).unwrap()
-}
-
 /// Submits a command buffer of raw bytes on `queue` through the CS ioctl itself (the
-/// runtime's `submit` only encodes valid `Packet`s): the buffer lives in host memory
-/// mapped for the device. Returns the sequence number.
+/// runtime's `submit` only encodes valid `Packet`s). Returns the sequence number.
 fn submit_raw(dev: &Device<'_>, queue: u32, cb: &[u8]) -> u64 {
-    let p = dev.process();
-    let buf = dev.host_alloc(cb.len() as u64).unwrap();
-    p.write_mem(buf.ptr, cb).unwrap();
-    let chunk = CsChunk {
-        queue,
-        cb_size: cb.len() as u32,
-        cb_addr: buf.va,
-    };
-    let chunks = p.mmap_anon(size_of::<CsChunk>() as u64).unwrap();
-    p.write_mem(chunks, chunk.as_bytes()).unwrap();
-    let mut args = CsArgs {
-        chunks: chunks.0,
-        num_chunks: 1,
-        ..Default::default()
-    };
-    p.ioctl_with(dev.fd(), SG1_IOCTL_CS, &mut args).unwrap();
-    p.munmap(chunks, size_of::<CsChunk>() as u64).unwrap();
+    let (_buf, chunk) = chunk(dev, queue, cb);
+    let (r, args) = cs_raw(dev, &[chunk], 1, 0);
+    r.unwrap();
     args.seq
 }
 
 fn raw_cb(packets: &[Packet], raw_dwords: &[u32]) -> Vec<u8> {
-    let mut cb = Vec::new();
-    for p in packets {
-        p.encode_into(&mut cb);
-    }
+    let mut cb = encode(packets);
     for d in raw_dwords {
         cb.extend_from_slice(&d.to_le_bytes());
     }
     cb
-}
-
-/// A sync object of `dev` that the runtime's events do not hand out first.
-fn gate_sob(dev: &Device<'_>) -> u32 {
-    let ctx = dev.context();
-    ctx.sob_base + ctx.sob_count - 1
 }
 
 /// B's part of a "queued around A" scenario: a gate that blocks DMA0, then a copy of a
@@ -129,7 +62,7 @@ impl<'d, 'p> Bystander<'d, 'p> {
             src,
             dst,
             mem_va: mem.va,
-            gate: gate_sob(dev),
+            gate: spare_sob(dev),
         }
     }
 
@@ -169,31 +102,17 @@ impl<'d, 'p> Bystander<'d, 'p> {
         for &seq in queued {
             assert!(is_busy(self.dev, seq), "nothing behind the gate has run");
         }
-        let open = self
-            .dev
-            .run(
-                DMA1,
-                &[Packet::Msg {
-                    sob: self.gate,
-                    op: MsgOp::Add,
-                    value: 1,
-                }],
-            )
-            .unwrap();
-        assert!(matches!(open, CsOutcome::Completed { .. }), "{open:?}");
+        signal(self.dev, self.gate);
         copy_out
     }
 
     /// B's work all completed and its data made the round trip.
     fn check(&self, seqs: &[u64]) {
         for &seq in seqs {
-            assert!(
-                matches!(wait(self.dev, seq), CsOutcome::Completed { .. }),
-                "B's submission {seq}"
-            );
+            assert!(completed(wait(self.dev, seq)), "B's submission {seq}");
         }
         assert!(
-            read_host(self.dev.process(), &self.dst, Self::LEN) == self.data,
+            read_host(self.dev.process(), self.dst.ptr, Self::LEN) == self.data,
             "B's data came back intact"
         );
     }
@@ -208,17 +127,6 @@ impl RunAsync for Device<'_> {
     fn run_async(&self, queue: u32, packets: &[Packet]) -> u64 {
         self.submit(&[(queue, packets)], false).unwrap().0
     }
-}
-
-fn machine() -> Machine {
-    Machine::default_machine().unwrap()
-}
-
-/// The default machine with 64 MiB of HBM on `accel0` (48 MiB for contexts, the rest
-/// holds page tables): small enough to read all of it back.
-fn small_hbm_machine() -> Machine {
-    let toml = DEFAULT_MACHINE_TOML.replacen("hbm = \"1 GiB\"", "hbm = \"64 MiB\"", 1);
-    Machine::new(&TopologyConfig::from_toml_str(&toml).unwrap()).unwrap()
 }
 
 #[test]
@@ -257,10 +165,7 @@ fn an_mmu_fault_aborts_only_the_faulting_submission_with_efault_and_its_va() {
     );
     assert_eq!(after.cs_aborted, before.cs_aborted + 1);
     // A's context is still usable after its fault.
-    assert!(matches!(
-        a.run(DMA0, &[Packet::Nop]).unwrap(),
-        CsOutcome::Completed { .. }
-    ));
+    assert!(completed(a.run(DMA0, &[Packet::Nop]).unwrap()));
 }
 
 #[test]
@@ -282,10 +187,7 @@ fn a_bad_packet_aborts_with_einval_at_its_offset_and_spares_the_other_context() 
 
     assert_eq!(wait(&a, bad), aborted(Errno::EINVAL, 8));
     bystander.check(&[gate, copy_in, copy_out]);
-    assert!(matches!(
-        a.run(DMA0, &[Packet::Nop]).unwrap(),
-        CsOutcome::Completed { .. }
-    ));
+    assert!(completed(a.run(DMA0, &[Packet::Nop]).unwrap()));
 }
 
 #[test]
@@ -337,10 +239,10 @@ fn msg_and_wait_on_another_contexts_sync_object_abort_with_eperm_and_leave_it_un
         ca.sob_base + ca.sob_count <= cb.sob_base || cb.sob_base + cb.sob_count <= ca.sob_base,
         "disjoint sync objects"
     );
-    let sob = gate_sob(&b);
+    let sob = spare_sob(&b);
 
     // B gives its sync object a known value.
-    assert!(matches!(
+    assert!(completed(
         b.run(
             DMA0,
             &[Packet::Msg {
@@ -349,8 +251,7 @@ fn msg_and_wait_on_another_contexts_sync_object_abort_with_eperm_and_leave_it_un
                 value: 5
             }]
         )
-        .unwrap(),
-        CsOutcome::Completed { .. }
+        .unwrap()
     ));
     // A may neither change it nor wait on it (a target of 0 would pass at once), and
     // the kernel's sync objects (below the contexts' ranges) are just as out of reach.
@@ -410,10 +311,7 @@ fn msg_and_wait_on_another_contexts_sync_object_abort_with_eperm_and_leave_it_un
         ],
     );
     let outcome = b.wait(check, Duration::from_secs(30)).unwrap();
-    assert!(
-        matches!(outcome, CsOutcome::Completed { .. }),
-        "B's sync object changed: {outcome:?}"
-    );
+    assert!(completed(outcome), "B's sync object changed: {outcome:?}");
 }
 
 #[test]
@@ -451,7 +349,7 @@ fn a_context_cannot_read_another_contexts_device_memory_through_its_va() {
         aborted(Errno::EFAULT, b_mem.va)
     );
     assert!(
-        read_host(&pa, &a_host, secret.len())
+        read_host(&pa, a_host.ptr, secret.len())
             .iter()
             .all(|&x| x == 0),
         "nothing reached A's buffer"
@@ -465,7 +363,7 @@ fn a_context_cannot_read_another_contexts_device_memory_through_its_va() {
     a.copy(a_host.va, a_mem.va, len, DmaDir::DeviceToHost)
         .unwrap();
     assert!(
-        read_host(&pa, &a_host, secret.len())
+        read_host(&pa, a_host.ptr, secret.len())
             .iter()
             .all(|&x| x == 0),
         "A reads its own (zeroed) memory"
@@ -493,7 +391,7 @@ fn a_context_cannot_read_another_contexts_device_memory_through_its_va() {
     // And B still reads its secret.
     b.copy(b_host.va, b_mem.va, len, DmaDir::DeviceToHost)
         .unwrap();
-    assert!(read_host(&pb, &b_host, secret.len()) == secret);
+    assert!(read_host(&pb, b_host.ptr, secret.len()) == secret);
 }
 
 #[test]
@@ -517,7 +415,7 @@ fn closing_a_context_with_copies_in_flight_spares_the_other_and_frees_its_memory
         let a_mem = a.alloc(32 * MB, false).unwrap();
         let a_host = a.host_alloc(16 * MB).unwrap();
         assert_eq!(dram_usage(&b).free, with_b - 32 * MB);
-        let a_sob = gate_sob(&a);
+        let a_sob = spare_sob(&a);
         let s0 = a.stream(DMA0);
         let s1 = a.stream(DMA1);
         s0.enqueue(&[Packet::Wait {
@@ -555,12 +453,12 @@ fn closing_a_context_with_copies_in_flight_spares_the_other_and_frees_its_memory
     // The process holding A exits: its fd closes, the close waits for A's work.
     pa.exit().unwrap();
 
-    assert!(matches!(wait(&b, b0), CsOutcome::Completed { .. }));
-    assert!(matches!(wait(&b, b1), CsOutcome::Completed { .. }));
+    assert!(completed(wait(&b, b0)));
+    assert!(completed(wait(&b, b1)));
     b.copy(b_out.va, b_mem.va, 4 * MB, DmaDir::DeviceToHost)
         .unwrap();
     assert!(
-        read_host(&pb, &b_out, b_data.len()) == b_data,
+        read_host(&pb, b_out.ptr, b_data.len()) == b_data,
         "B's data is intact"
     );
     let after = counters(&b);
@@ -584,10 +482,7 @@ fn closing_a_context_with_copies_in_flight_spares_the_other_and_frees_its_memory
 /// long enough that the steps before the close never reach it), by a soft reset.
 #[test]
 fn closing_a_context_with_a_hung_submission_soft_resets_and_spares_the_other() {
-    let m = Machine::builder(&TopologyConfig::default_machine())
-        .timeout_locked(Duration::from_secs(2))
-        .build()
-        .unwrap();
+    let m = machine_with_timeout_locked(Duration::from_secs(2));
     let (pa, pb) = (m.process("a"), m.process("b"));
     let b = Device::open(&pb, 0).unwrap();
     let b_mem = b.alloc(2 * MB, false).unwrap();
@@ -604,7 +499,7 @@ fn closing_a_context_with_a_hung_submission_soft_resets_and_spares_the_other() {
     let hung = a.run_async(
         DMA0,
         &[Packet::Wait {
-            sob: gate_sob(&a),
+            sob: spare_sob(&a),
             target: 1,
         }],
     );
@@ -630,7 +525,7 @@ fn closing_a_context_with_a_hung_submission_soft_resets_and_spares_the_other() {
     pb.write_mem(b_host.ptr, &[0u8; 64 * 1024]).unwrap();
     b.copy(b_host.va, b_mem.va, 64 * 1024, DmaDir::DeviceToHost)
         .unwrap();
-    assert!(read_host(&pb, &b_host, data.len()) == data);
+    assert!(read_host(&pb, b_host.ptr, data.len()) == data);
     assert!(completed(b.run(DMA0, &[Packet::Nop]).unwrap()));
 }
 

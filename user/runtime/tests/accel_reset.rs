@@ -2,67 +2,22 @@
 //! flight with `-ECANCELED` and keeps device memory; a hard reset also scrubs the HBM
 //! and leaves every context open before it unusable (`ENODEV`); both are counted.
 
+mod common;
+
 use std::sync::mpsc;
 use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
+use common::*;
 use sagrada::Machine;
 use sagrada::accel::{CsOutcome, DMA0, DMA1, Device, HostMemory};
 use sagrada::sync::SyncFile;
 use sagrada_hw_accel_abi::packet::{DmaDir, MsgOp, Packet};
-use sagrada_hw_fabric::{DEFAULT_MACHINE_TOML, TopologyConfig};
 use sagrada_kernel_accel::uapi::*;
 use sagrada_sys::{Errno, Process};
-use zerocopy::IntoBytes;
-
-const MB: u64 = 1 << 20;
-
-fn machine() -> Machine {
-    Machine::default_machine().unwrap()
-}
-
-/// The default machine with 64 MiB of HBM on `accel0` (48 MiB for contexts): small
-/// enough to read all of it back.
-fn small_hbm_machine() -> Machine {
-    let toml = DEFAULT_MACHINE_TOML.replacen("hbm = \"1 GiB\"", "hbm = \"64 MiB\"", 1);
-    Machine::new(&TopologyConfig::from_toml_str(&toml).unwrap()).unwrap()
-}
-
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(29).wrapping_add(seed) | 0x80)
-        .collect()
-}
-
-fn read_host(p: &Process, mem: &HostMemory, len: usize) -> Vec<u8> {
-    let mut out = vec![0u8; len];
-    p.read_mem(mem.ptr, &mut out).unwrap();
-    out
-}
-
-fn completed(outcome: CsOutcome) -> bool {
-    matches!(outcome, CsOutcome::Completed { .. })
-}
 
 fn cancelled() -> CsOutcome {
-    CsOutcome::Aborted {
-        error: -Errno::ECANCELED.raw(),
-        info: 0,
-    }
-}
-
-fn wait(dev: &Device<'_>, seq: u64) -> CsOutcome {
-    dev.wait(seq, Duration::MAX).unwrap()
-}
-
-fn counters(dev: &Device<'_>) -> Counters {
-    dev.query(INFO_COUNTERS).unwrap()
-}
-
-/// A sync object of the context that the runtime's events do not hand out first.
-fn spare_sob(dev: &Device<'_>) -> u32 {
-    let ctx = dev.context();
-    ctx.sob_base + ctx.sob_count - 1
+    aborted(Errno::ECANCELED, 0)
 }
 
 /// Device memory holding a pattern, and a host buffer to read it back through.
@@ -100,7 +55,7 @@ impl Filled {
             DmaDir::DeviceToHost,
         )
         .unwrap();
-        read_host(p, &self.host, Self::LEN)
+        read_host(p, self.host.ptr, Self::LEN)
     }
 }
 
@@ -146,7 +101,7 @@ fn a_soft_reset_cancels_work_in_flight_keeps_memory_and_the_device_works_after()
         assert_eq!(wait(dev, seq), cancelled(), "seq {seq}");
     }
     assert!(
-        read_host(&pa, &a_mem.host, Filled::LEN)
+        read_host(&pa, a_mem.host.ptr, Filled::LEN)
             .iter()
             .all(|&x| x == 0),
         "the copy behind the wait never ran"
@@ -193,7 +148,7 @@ fn a_soft_reset_cancels_work_in_flight_keeps_memory_and_the_device_works_after()
     s1.enqueue(&[Packet::Nop]).unwrap();
     s1.synchronize().unwrap();
     s0.synchronize().unwrap();
-    assert!(read_host(&pb, &b_mem.host, Filled::LEN) == b_mem.data);
+    assert!(read_host(&pb, b_mem.host.ptr, Filled::LEN) == b_mem.data);
 }
 
 #[test]
@@ -248,17 +203,7 @@ fn a_hard_reset_zeroes_hbm_and_only_contexts_opened_after_it_work() {
             cb_size: 4,
             cb_addr: b_chunk.va,
         };
-        let chunks = p.mmap_anon(4096).unwrap();
-        p.write_mem(chunks, chunk.as_bytes()).unwrap();
-        let mut cs = CsArgs {
-            chunks: chunks.0,
-            num_chunks: 1,
-            ..Default::default()
-        };
-        assert_eq!(
-            p.ioctl_with(dev.fd(), SG1_IOCTL_CS, &mut cs),
-            Err(Errno::ENODEV)
-        );
+        assert_eq!(cs_raw(dev, &[chunk], 1, 0).0, Err(Errno::ENODEV));
     }
     assert_eq!(a.free(a_spare), Err(Errno::ENODEV));
     // INFO, WAIT_CS (above) and RESET still answer.
@@ -287,7 +232,7 @@ fn a_hard_reset_zeroes_hbm_and_only_contexts_opened_after_it_work() {
     c.copy(host.va, all.va, all.size, DmaDir::DeviceToHost)
         .unwrap();
     assert!(
-        read_host(&pc, &host, all.size as usize)
+        read_host(&pc, host.ptr, all.size as usize)
             .iter()
             .all(|&x| x == 0),
         "the hard reset scrubbed the HBM"
@@ -311,7 +256,7 @@ fn a_hard_reset_zeroes_hbm_and_only_contexts_opened_after_it_work() {
     c.copy(host.va, all.va, all.size, DmaDir::DeviceToHost)
         .unwrap();
     assert!(
-        read_host(&pc, &host, all.size as usize) == data,
+        read_host(&pc, host.ptr, all.size as usize) == data,
         "C's memory is intact"
     );
     // And the dead contexts' address spaces are free again: a new one opens and works.
@@ -440,6 +385,17 @@ fn resets_while_both_queues_complete_work_never_deadlock_or_lose_a_submission() 
     assert_eq!(c.cs_aborted as usize, cancelled_count);
 }
 
+/// Waits for `seq` up to a bound that no working device needs (not a timing check); a
+/// submission still busy after it is cancelled by a reset, so that the machine shuts
+/// down at once, and reported.
+fn bounded_wait(dev: &Device<'_>, seq: u64) -> CsOutcome {
+    let outcome = dev.wait(seq, Duration::from_secs(10)).unwrap();
+    if outcome == CsOutcome::Busy {
+        dev.reset(false).unwrap();
+    }
+    outcome
+}
+
 /// A runtime `Event` counts its records on the host, while a soft reset zeroes its sync
 /// object on the device (as documented). Regression: after the reset, a stream waited
 /// for a count the sync object no longer reached; the event now re-bases on the
@@ -458,25 +414,10 @@ fn an_event_recorded_before_a_soft_reset_still_orders_streams_after_it() {
     s0.record(&event).unwrap();
     s1.wait_event(&event).unwrap();
     let after = s1.enqueue(&[Packet::Nop]).unwrap();
-    // A bound, not a timing check: the NOP needs microseconds once the event fires.
-    let outcome = dev.wait(after, Duration::from_secs(10)).unwrap();
-    if outcome == CsOutcome::Busy {
-        // Unblock DMA1 before failing, so the machine shuts down at once.
-        dev.reset(false).unwrap();
-    }
+    // The NOP needs microseconds once the event fires.
+    let outcome = bounded_wait(&dev, after);
     assert!(completed(outcome), "{outcome:?}");
     s0.synchronize().unwrap();
-}
-
-/// Waits for `seq` up to a bound that no working device needs (not a timing check); a
-/// submission still busy after it is cancelled by a reset, so that the machine shuts
-/// down at once, and reported.
-fn bounded_wait(dev: &Device<'_>, seq: u64) -> CsOutcome {
-    let outcome = dev.wait(seq, Duration::from_secs(10)).unwrap();
-    if outcome == CsOutcome::Busy {
-        dev.reset(false).unwrap();
-    }
-    outcome
 }
 
 /// A record that a soft reset cancels (rather than one that ran before it) is settled
@@ -527,10 +468,7 @@ fn an_event_whose_record_a_soft_reset_cancelled_is_settled_by_it() {
 /// works on.
 #[test]
 fn a_submission_still_running_after_timeout_locked_fails_with_etimedout_and_resets() {
-    let m = Machine::builder(&TopologyConfig::default_machine())
-        .timeout_locked(Duration::from_secs(1))
-        .build()
-        .unwrap();
+    let m = machine_with_timeout_locked(Duration::from_secs(1));
     let (pa, pb) = (m.process("a"), m.process("b"));
     let (a, b) = (Device::open(&pa, 0).unwrap(), Device::open(&pb, 0).unwrap());
     let kept = Filled::new(&a, 0x5a);
@@ -539,13 +477,7 @@ fn a_submission_still_running_after_timeout_locked_fails_with_etimedout_and_rese
     let (hung, fence) = blocked(&a, DMA0, true);
     let behind = b.submit(&[(DMA0, &[Packet::Nop])], false).unwrap().0;
 
-    assert_eq!(
-        wait(&a, hung),
-        CsOutcome::Aborted {
-            error: -Errno::ETIMEDOUT.raw(),
-            info: 0
-        }
-    );
+    assert_eq!(wait(&a, hung), aborted(Errno::ETIMEDOUT, 0));
     assert_eq!(wait(&b, behind), cancelled(), "queued behind it, cancelled");
     let fence = SyncFile::from_fd(&pa, fence.unwrap());
     assert_eq!(fence.info().unwrap().1, -Errno::ETIMEDOUT.raw());

@@ -3,10 +3,13 @@
 //! and events, running out of address spaces, and a firmware the driver refuses.
 //! Argument errors go through the raw ioctls, since the runtime never builds them.
 
+mod common;
+
 use std::time::Duration;
 
+use common::*;
 use sagrada::Machine;
-use sagrada::accel::{CsOutcome, DMA0, DMA1, Device, HostMemory};
+use sagrada::accel::{CsOutcome, DMA0, DMA1, Device};
 use sagrada::sync::SyncFile;
 use sagrada_hw_accel_abi::MAX_CB_SIZE;
 use sagrada_hw_accel_abi::packet::{DmaDir, MsgOp, Packet};
@@ -14,43 +17,6 @@ use sagrada_kernel_accel::uapi::*;
 use sagrada_kernel_core::ioctl::iowr;
 use sagrada_sys::{Errno, Fd, MapFlags, PollFd, PollMask, Process, Prot, UserPtr};
 use zerocopy::IntoBytes;
-
-const MB: u64 = 1 << 20;
-const GB: u64 = 1 << 30;
-
-fn machine() -> Machine {
-    Machine::default_machine().unwrap()
-}
-
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(13).wrapping_add(seed) ^ (i >> 12) as u8)
-        .collect()
-}
-
-fn read_host(p: &Process, ptr: UserPtr, len: usize) -> Vec<u8> {
-    let mut out = vec![0u8; len];
-    p.read_mem(ptr, &mut out).unwrap();
-    out
-}
-
-fn completed(outcome: CsOutcome) -> bool {
-    matches!(outcome, CsOutcome::Completed { .. })
-}
-
-fn is_busy(dev: &Device<'_>, seq: u64) -> bool {
-    dev.wait(seq, Duration::ZERO).unwrap() == CsOutcome::Busy
-}
-
-fn wait(dev: &Device<'_>, seq: u64) -> CsOutcome {
-    dev.wait(seq, Duration::MAX).unwrap()
-}
-
-/// A sync object of the context that the runtime's events do not hand out first.
-fn spare_sob(dev: &Device<'_>, from_top: u32) -> u32 {
-    let ctx = dev.context();
-    ctx.sob_base + ctx.sob_count - 1 - from_top
-}
 
 // ---- INFO ----
 
@@ -131,8 +97,7 @@ fn info_dram_usage_follows_allocations() {
     let p = m.process("info");
     let dev = Device::open(&p, 0).unwrap();
     let other = Device::open(&p, 0).unwrap();
-    let usage = |d: &Device<'_>| d.query::<DramUsage>(INFO_DRAM_USAGE).unwrap();
-    let idle = usage(&dev);
+    let idle = dram_usage(&dev);
     assert_eq!(
         idle,
         DramUsage {
@@ -144,7 +109,7 @@ fn info_dram_usage_follows_allocations() {
     let a = dev.alloc(5 * MB, false).unwrap();
     assert_eq!(a.size, 6 * MB, "rounded up to 2 MiB pages");
     assert_eq!(
-        usage(&dev),
+        dram_usage(&dev),
         DramUsage {
             free: idle.free - 6 * MB,
             total: idle.total,
@@ -153,7 +118,7 @@ fn info_dram_usage_follows_allocations() {
     );
     let b = other.alloc(2 * MB, true).unwrap();
     assert_eq!(
-        usage(&other),
+        dram_usage(&other),
         DramUsage {
             free: idle.free - 8 * MB,
             total: idle.total,
@@ -161,13 +126,13 @@ fn info_dram_usage_follows_allocations() {
         }
     );
     assert_eq!(
-        usage(&dev).ctx_used,
+        dram_usage(&dev).ctx_used,
         6 * MB,
         "each context sees its own share"
     );
     dev.free(a).unwrap();
     assert_eq!(
-        usage(&dev),
+        dram_usage(&dev),
         DramUsage {
             free: idle.free - 2 * MB,
             total: idle.total,
@@ -176,7 +141,11 @@ fn info_dram_usage_follows_allocations() {
     );
     other.close().unwrap();
     let _ = b;
-    assert_eq!(usage(&dev), idle, "closing a context gives its memory back");
+    assert_eq!(
+        dram_usage(&dev),
+        idle,
+        "closing a context gives its memory back"
+    );
 }
 
 #[test]
@@ -199,9 +168,8 @@ fn info_counters_move_with_work() {
     let m = machine();
     let p = m.process("info");
     let dev = Device::open(&p, 0).unwrap();
-    let counters = || dev.query::<Counters>(INFO_COUNTERS).unwrap();
     assert_eq!(
-        counters(),
+        counters(&dev),
         Counters::default(),
         "a fresh device has done nothing"
     );
@@ -231,7 +199,7 @@ fn info_counters_move_with_work() {
         )
         .unwrap()
     ));
-    let c = counters();
+    let c = counters(&dev);
     assert!(c.busy_ns[0] > 0 && c.busy_ns[1] > 0, "{c:?}");
     assert_eq!(c.busy_ns[2], 0, "the compute queue has no engine yet");
     assert_eq!(
@@ -251,14 +219,8 @@ fn info_counters_move_with_work() {
             }],
         )
         .unwrap();
-    assert_eq!(
-        out,
-        CsOutcome::Aborted {
-            error: -Errno::EFAULT.raw(),
-            info: far
-        }
-    );
-    let after = counters();
+    assert_eq!(out, aborted(Errno::EFAULT, far));
+    let after = counters(&dev);
     assert_eq!(
         (
             after.cs_completed,
@@ -387,41 +349,52 @@ fn op(op: u32) -> MemArgs {
     }
 }
 
+fn alloc_args(size: u64, flags: u32) -> MemArgs {
+    MemArgs {
+        size,
+        flags,
+        ..op(MEM_OP_ALLOC)
+    }
+}
+
+fn free_args(handle: u64) -> MemArgs {
+    MemArgs {
+        handle,
+        ..op(MEM_OP_FREE)
+    }
+}
+
+fn map_args(handle: u64) -> MemArgs {
+    MemArgs {
+        handle,
+        ..op(MEM_OP_MAP)
+    }
+}
+
+fn unmap_args(addr: u64) -> MemArgs {
+    MemArgs {
+        addr,
+        ..op(MEM_OP_UNMAP)
+    }
+}
+
+fn userptr_args(addr: u64, size: u64) -> MemArgs {
+    MemArgs {
+        addr,
+        size,
+        ..op(MEM_OP_MAP_USERPTR)
+    }
+}
+
 #[test]
 fn memory_alloc_of_zero_bytes_is_einval() {
     let m = machine();
     let p = m.process("mem");
     let dev = Device::open(&p, 0).unwrap();
+    assert_eq!(mem_err(&dev, alloc_args(0, 0)), Errno::EINVAL);
+    assert_eq!(mem_err(&dev, alloc_args(0, MEM_CONTIGUOUS)), Errno::EINVAL);
     assert_eq!(
-        mem_err(
-            &dev,
-            MemArgs {
-                size: 0,
-                ..op(MEM_OP_ALLOC)
-            }
-        ),
-        Errno::EINVAL
-    );
-    assert_eq!(
-        mem_err(
-            &dev,
-            MemArgs {
-                size: 0,
-                flags: MEM_CONTIGUOUS,
-                ..op(MEM_OP_ALLOC)
-            }
-        ),
-        Errno::EINVAL
-    );
-    assert_eq!(
-        mem_err(
-            &dev,
-            MemArgs {
-                size: 2 * MB,
-                flags: 2,
-                ..op(MEM_OP_ALLOC)
-            }
-        ),
+        mem_err(&dev, alloc_args(2 * MB, 2)),
         Errno::EINVAL,
         "unknown flag"
     );
@@ -432,16 +405,10 @@ fn memory_alloc_beyond_the_hbm_is_enomem() {
     let m = machine();
     let p = m.process("mem");
     let dev = Device::open(&p, 0).unwrap();
-    let usage: DramUsage = dev.query(INFO_DRAM_USAGE).unwrap();
+    let usage = dram_usage(&dev);
     for size in [usage.total + 1, usage.total + 2 * MB, 2 * GB, u64::MAX] {
         assert_eq!(
-            mem_err(
-                &dev,
-                MemArgs {
-                    size,
-                    ..op(MEM_OP_ALLOC)
-                }
-            ),
+            mem_err(&dev, alloc_args(size, 0)),
             Errno::ENOMEM,
             "{size:#x}"
         );
@@ -450,22 +417,12 @@ fn memory_alloc_beyond_the_hbm_is_enomem() {
         .alloc(usage.total, false)
         .expect("exactly all of it fits");
     assert_eq!(
-        mem_err(
-            &dev,
-            MemArgs {
-                size: 1,
-                ..op(MEM_OP_ALLOC)
-            }
-        ),
+        mem_err(&dev, alloc_args(1, 0)),
         Errno::ENOMEM,
         "nothing left"
     );
     dev.free(all).unwrap();
-    assert_eq!(
-        dev.query::<DramUsage>(INFO_DRAM_USAGE).unwrap(),
-        usage,
-        "a failed ALLOC takes nothing"
-    );
+    assert_eq!(dram_usage(&dev), usage, "a failed ALLOC takes nothing");
 }
 
 #[test]
@@ -473,43 +430,20 @@ fn memory_contiguous_alloc_needs_a_run_of_free_pages() {
     let m = machine();
     let p = m.process("mem");
     let dev = Device::open(&p, 0).unwrap();
-    let usage: DramUsage = dev.query(INFO_DRAM_USAGE).unwrap();
+    let usage = dram_usage(&dev);
     let page = 2 * MB;
     // Take every page, one allocation each, then give back every other one.
     let mut handles = Vec::new();
-    while let (Ok(_), a) = mem_raw(
-        &dev,
-        MemArgs {
-            size: page,
-            ..op(MEM_OP_ALLOC)
-        },
-    ) {
+    while let (Ok(_), a) = mem_raw(&dev, alloc_args(page, 0)) {
         handles.push(a.out_handle);
     }
     assert_eq!(handles.len() as u64, usage.total / page);
     for h in handles.iter().step_by(2) {
-        mem_raw(
-            &dev,
-            MemArgs {
-                handle: *h,
-                ..op(MEM_OP_FREE)
-            },
-        )
-        .0
-        .unwrap();
+        mem_raw(&dev, free_args(*h)).0.unwrap();
     }
-    let free = dev.query::<DramUsage>(INFO_DRAM_USAGE).unwrap().free;
+    let free = dram_usage(&dev).free;
     assert_eq!(free, usage.total / 2);
-    let contiguous = |size| {
-        mem_raw(
-            &dev,
-            MemArgs {
-                size,
-                flags: MEM_CONTIGUOUS,
-                ..op(MEM_OP_ALLOC)
-            },
-        )
-    };
+    let contiguous = |size| mem_raw(&dev, alloc_args(size, MEM_CONTIGUOUS));
     assert_eq!(
         contiguous(2 * page).0,
         Err(Errno::ENOMEM),
@@ -517,13 +451,7 @@ fn memory_contiguous_alloc_needs_a_run_of_free_pages() {
     );
     let one = contiguous(page);
     assert_eq!(one.0, Ok(0), "one page is always contiguous");
-    let scattered = mem_raw(
-        &dev,
-        MemArgs {
-            size: 2 * page,
-            ..op(MEM_OP_ALLOC)
-        },
-    );
+    let scattered = mem_raw(&dev, alloc_args(2 * page, 0));
     assert_eq!(
         scattered.0,
         Ok(0),
@@ -536,15 +464,7 @@ fn memory_contiguous_alloc_needs_a_run_of_free_pages() {
         .step_by(2)
         .chain([&one.1.out_handle, &scattered.1.out_handle])
     {
-        mem_raw(
-            &dev,
-            MemArgs {
-                handle: *h,
-                ..op(MEM_OP_FREE)
-            },
-        )
-        .0
-        .unwrap();
+        mem_raw(&dev, free_args(*h)).0.unwrap();
     }
     let all = dev
         .alloc(usage.total, true)
@@ -568,24 +488,12 @@ fn memory_ops_on_an_unknown_handle_or_va_are_einval() {
     let host = dev.host_alloc(8192).unwrap();
     for handle in [0, mem.handle + 1, u64::MAX] {
         assert_eq!(
-            mem_err(
-                &dev,
-                MemArgs {
-                    handle,
-                    ..op(MEM_OP_FREE)
-                }
-            ),
+            mem_err(&dev, free_args(handle)),
             Errno::EINVAL,
             "FREE {handle}"
         );
         assert_eq!(
-            mem_err(
-                &dev,
-                MemArgs {
-                    handle,
-                    ..op(MEM_OP_MAP)
-                }
-            ),
+            mem_err(&dev, map_args(handle)),
             Errno::EINVAL,
             "MAP {handle}"
         );
@@ -600,49 +508,16 @@ fn memory_ops_on_an_unknown_handle_or_va_are_einval() {
         u64::MAX,
     ] {
         assert_eq!(
-            mem_err(
-                &dev,
-                MemArgs {
-                    addr,
-                    ..op(MEM_OP_UNMAP)
-                }
-            ),
+            mem_err(&dev, unmap_args(addr)),
             Errno::EINVAL,
             "UNMAP {addr:#x}"
         );
     }
     // Another context's handle and VA mean nothing here.
     let other = Device::open(&p, 0).unwrap();
-    assert_eq!(
-        mem_err(
-            &other,
-            MemArgs {
-                handle: mem.handle,
-                ..op(MEM_OP_FREE)
-            }
-        ),
-        Errno::EINVAL
-    );
-    assert_eq!(
-        mem_err(
-            &other,
-            MemArgs {
-                handle: mem.handle,
-                ..op(MEM_OP_MAP)
-            }
-        ),
-        Errno::EINVAL
-    );
-    assert_eq!(
-        mem_err(
-            &other,
-            MemArgs {
-                addr: mem.va,
-                ..op(MEM_OP_UNMAP)
-            }
-        ),
-        Errno::EINVAL
-    );
+    assert_eq!(mem_err(&other, free_args(mem.handle)), Errno::EINVAL);
+    assert_eq!(mem_err(&other, map_args(mem.handle)), Errno::EINVAL);
+    assert_eq!(mem_err(&other, unmap_args(mem.va)), Errno::EINVAL);
     // The failures changed nothing.
     dev.free(mem).unwrap();
     dev.host_free(host).unwrap();
@@ -654,66 +529,22 @@ fn memory_free_of_a_mapped_handle_is_einval() {
     let p = m.process("mem");
     let dev = Device::open(&p, 0).unwrap();
     let mem = dev.alloc(2 * MB, false).unwrap();
-    assert_eq!(
-        mem_err(
-            &dev,
-            MemArgs {
-                handle: mem.handle,
-                ..op(MEM_OP_FREE)
-            }
-        ),
-        Errno::EINVAL
-    );
+    assert_eq!(mem_err(&dev, free_args(mem.handle)), Errno::EINVAL);
     // Mapped twice: both mappings must go first.
-    let (r, second) = mem_raw(
-        &dev,
-        MemArgs {
-            handle: mem.handle,
-            ..op(MEM_OP_MAP)
-        },
-    );
+    let (r, second) = mem_raw(&dev, map_args(mem.handle));
     assert_eq!(r, Ok(0));
     assert_ne!(second.out_addr, mem.va);
     dev.unmap(mem.va).unwrap();
-    assert_eq!(
-        mem_err(
-            &dev,
-            MemArgs {
-                handle: mem.handle,
-                ..op(MEM_OP_FREE)
-            }
-        ),
-        Errno::EINVAL
-    );
+    assert_eq!(mem_err(&dev, free_args(mem.handle)), Errno::EINVAL);
     dev.unmap(second.out_addr).unwrap();
-    mem_raw(
-        &dev,
-        MemArgs {
-            handle: mem.handle,
-            ..op(MEM_OP_FREE)
-        },
-    )
-    .0
-    .unwrap();
+    mem_raw(&dev, free_args(mem.handle)).0.unwrap();
     assert_eq!(
-        mem_err(
-            &dev,
-            MemArgs {
-                handle: mem.handle,
-                ..op(MEM_OP_FREE)
-            }
-        ),
+        mem_err(&dev, free_args(mem.handle)),
         Errno::EINVAL,
         "freed twice"
     );
     assert_eq!(
-        mem_err(
-            &dev,
-            MemArgs {
-                handle: mem.handle,
-                ..op(MEM_OP_MAP)
-            }
-        ),
+        mem_err(&dev, map_args(mem.handle)),
         Errno::EINVAL,
         "mapped after free"
     );
@@ -746,14 +577,7 @@ fn memory_map_userptr_of_unmapped_or_read_only_memory_is_efault() {
     assert_eq!(dev.map_host(rw, 8192 + 4096), Err(Errno::EFAULT));
     assert_eq!(dev.map_host(UserPtr::NULL, 4096), Err(Errno::EFAULT));
     assert_eq!(
-        mem_err(
-            &dev,
-            MemArgs {
-                addr: rw.0,
-                size: 0,
-                ..op(MEM_OP_MAP_USERPTR)
-            }
-        ),
+        mem_err(&dev, userptr_args(rw.0, 0)),
         Errno::EINVAL,
         "0 bytes"
     );
@@ -781,7 +605,7 @@ fn memory_with_an_unknown_op_is_einval_and_an_unknown_ioctl_is_enotty() {
             "op {o}"
         );
     }
-    assert_eq!(dev.query::<DramUsage>(INFO_DRAM_USAGE).unwrap().ctx_used, 0);
+    assert_eq!(dram_usage(&dev).ctx_used, 0);
     let unknown = [
         iowr::<InfoArgs>(SG1_IOC_MAGIC, 0x02),
         iowr::<InfoArgs>(SG1_IOC_MAGIC, 0x06),
@@ -801,53 +625,12 @@ fn memory_with_an_unknown_op_is_einval_and_an_unknown_ioctl_is_enotty() {
 
 // ---- CS ----
 
-/// The CS ioctl with `chunks` placed in the process's memory; returns the result and
-/// the arguments as the kernel left them.
-fn cs_raw(
-    dev: &Device<'_>,
-    chunks: &[CsChunk],
-    num_chunks: u32,
-    flags: u32,
-) -> (Result<i64, Errno>, CsArgs) {
-    let p = dev.process();
-    let len = size_of_val(chunks).max(1) as u64;
-    let mem = p.mmap_anon(len).unwrap();
-    p.write_mem(mem, chunks.as_bytes()).unwrap();
-    let mut args = CsArgs {
-        chunks: mem.0,
-        num_chunks,
-        flags,
-        ..Default::default()
-    };
-    let r = p.ioctl_with(dev.fd(), SG1_IOCTL_CS, &mut args);
-    p.munmap(mem, len).unwrap();
-    (r, args)
-}
-
-/// A host buffer holding `packets`, and a chunk pointing at it.
-fn cb(dev: &Device<'_>, queue: u32, packets: &[Packet]) -> (HostMemory, CsChunk) {
-    let mut bytes = Vec::new();
-    for p in packets {
-        p.encode_into(&mut bytes);
-    }
-    let mem = dev.host_alloc(bytes.len() as u64).unwrap();
-    dev.process().write_mem(mem.ptr, &bytes).unwrap();
-    (
-        mem,
-        CsChunk {
-            queue,
-            cb_size: bytes.len() as u32,
-            cb_addr: mem.va,
-        },
-    )
-}
-
 #[test]
 fn cs_argument_errors_are_refused_before_anything_runs() {
     let m = machine();
     let p = m.process("cs");
     let dev = Device::open(&p, 0).unwrap();
-    let (_buf, nop) = cb(&dev, DMA0, &[Packet::Nop, Packet::Nop]);
+    let (_buf, nop) = chunk(&dev, DMA0, &encode(&[Packet::Nop, Packet::Nop]));
     let einval = |chunks: &[CsChunk], n: u32, flags: u32, what: &str| {
         assert_eq!(
             cs_raw(&dev, chunks, n, flags).0,
@@ -883,37 +666,20 @@ fn cs_argument_errors_are_refused_before_anything_runs() {
         );
     }
     // The chunk array is read from the process: a bad pointer is EFAULT.
-    let mut args = CsArgs {
-        chunks: 0,
-        num_chunks: 1,
-        ..Default::default()
+    let cs_at = |chunks: u64, num_chunks: u32, pad: u32| {
+        let mut args = CsArgs {
+            chunks,
+            num_chunks,
+            pad,
+            ..Default::default()
+        };
+        p.ioctl_with(dev.fd(), SG1_IOCTL_CS, &mut args)
     };
-    assert_eq!(
-        p.ioctl_with(dev.fd(), SG1_IOCTL_CS, &mut args),
-        Err(Errno::EFAULT)
-    );
+    assert_eq!(cs_at(0, 1, 0), Err(Errno::EFAULT));
     let gone = p.mmap_anon(4096).unwrap();
     p.munmap(gone, 4096).unwrap();
-    let mut args = CsArgs {
-        chunks: gone.0,
-        num_chunks: 2,
-        ..Default::default()
-    };
-    assert_eq!(
-        p.ioctl_with(dev.fd(), SG1_IOCTL_CS, &mut args),
-        Err(Errno::EFAULT)
-    );
-    let mut args = CsArgs {
-        chunks: gone.0,
-        num_chunks: 1,
-        pad: 1,
-        ..Default::default()
-    };
-    assert_eq!(
-        p.ioctl_with(dev.fd(), SG1_IOCTL_CS, &mut args),
-        Err(Errno::EINVAL),
-        "reserved field"
-    );
+    assert_eq!(cs_at(gone.0, 2, 0), Err(Errno::EFAULT));
+    assert_eq!(cs_at(gone.0, 1, 1), Err(Errno::EINVAL), "reserved field");
 
     // None of them took a sequence number; MAX_CS_CHUNKS chunks over both queues is fine.
     let (r, args) = cs_raw(&dev, &[nop], 1, 0);
@@ -928,7 +694,7 @@ fn cs_argument_errors_are_refused_before_anything_runs() {
     assert_eq!((r, args.seq), (Ok(0), 2));
     assert!(completed(wait(&dev, 1)));
     assert!(completed(wait(&dev, 2)));
-    let c: Counters = dev.query(INFO_COUNTERS).unwrap();
+    let c = counters(&dev);
     assert_eq!((c.cs_completed, c.cs_aborted), (2, 0));
 }
 
@@ -954,15 +720,9 @@ fn a_command_buffer_the_mmu_cannot_translate_aborts_with_efault() {
         Ok(0),
         "the address is the device's to check, not the ioctl's"
     );
-    assert_eq!(
-        wait(&dev, args.seq),
-        CsOutcome::Aborted {
-            error: -Errno::EFAULT.raw(),
-            info: far
-        }
-    );
+    assert_eq!(wait(&dev, args.seq), aborted(Errno::EFAULT, far));
     // A buffer that runs off the end of its mapping faults at the first unmapped byte.
-    let (buf, nop) = cb(&dev, DMA1, &[Packet::Nop]);
+    let (buf, nop) = chunk(&dev, DMA1, &encode(&[Packet::Nop]));
     let end = buf.va - buf.va % 4096 + 4096;
     let chunk = CsChunk {
         cb_addr: end - 8,
@@ -971,14 +731,8 @@ fn a_command_buffer_the_mmu_cannot_translate_aborts_with_efault() {
     };
     let (r, args) = cs_raw(&dev, &[chunk], 1, 0);
     assert_eq!(r, Ok(0));
-    assert_eq!(
-        wait(&dev, args.seq),
-        CsOutcome::Aborted {
-            error: -Errno::EFAULT.raw(),
-            info: end
-        }
-    );
-    let c: Counters = dev.query(INFO_COUNTERS).unwrap();
+    assert_eq!(wait(&dev, args.seq), aborted(Errno::EFAULT, end));
+    let c = counters(&dev);
     assert_eq!((c.mmu_faults, c.errors, c.cs_aborted), (2, [1, 1, 0], 2));
 }
 
@@ -987,9 +741,9 @@ fn a_queue_holds_512_jobs_and_then_cs_is_eagain_until_it_drains() {
     let m = machine();
     let p = m.process("cs");
     let dev = Device::open(&p, 0).unwrap();
-    let sob = spare_sob(&dev, 0);
-    let (_wait_buf, wait_chunk) = cb(&dev, DMA0, &[Packet::Wait { sob, target: 1 }]);
-    let (_nop_buf, nop) = cb(&dev, DMA0, &[Packet::Nop]);
+    let sob = spare_sob(&dev);
+    let (_wait_buf, wait_chunk) = chunk(&dev, DMA0, &encode(&[Packet::Wait { sob, target: 1 }]));
+    let (_nop_buf, nop) = chunk(&dev, DMA0, &encode(&[Packet::Nop]));
     let (r, first) = cs_raw(&dev, &[wait_chunk], 1, 0);
     assert_eq!(r, Ok(0));
     // Each job takes two of the ring's 1024 entries (the user's and the kernel's).
@@ -1021,17 +775,7 @@ fn a_queue_holds_512_jobs_and_then_cs_is_eagain_until_it_drains() {
     assert!(completed(wait(&dev, other.seq)));
     assert!(is_busy(&dev, last));
     // Release the wait: everything drains and DMA0 takes work again.
-    assert!(completed(
-        dev.run(
-            DMA1,
-            &[Packet::Msg {
-                sob,
-                op: MsgOp::Add,
-                value: 1
-            }]
-        )
-        .unwrap()
-    ));
+    signal(&dev, sob);
     for seq in 1..=512 {
         assert!(completed(wait(&dev, seq)), "seq {seq}");
     }
@@ -1053,6 +797,19 @@ fn the_device_fd_has_no_read_and_no_mmap() {
 }
 
 // ---- WAIT_CS ----
+
+/// The WAIT_CS ioctl itself, to see every field of the answer.
+fn wait_cs_raw(dev: &Device<'_>, seq: u64, timeout_us: u64) -> WaitCsArgs {
+    let mut args = WaitCsArgs {
+        seq,
+        timeout_us,
+        ..Default::default()
+    };
+    dev.process()
+        .ioctl_with(dev.fd(), SG1_IOCTL_WAIT_CS, &mut args)
+        .unwrap();
+    args
+}
 
 #[test]
 fn wait_cs_of_seq_zero_or_a_future_seq_is_einval() {
@@ -1081,54 +838,22 @@ fn wait_cs_reports_busy_until_another_queue_releases_the_wait() {
     let m = machine();
     let p = m.process("wait");
     let dev = Device::open(&p, 0).unwrap();
-    let sob = spare_sob(&dev, 0);
+    let sob = spare_sob(&dev);
     let (blocked, _) = dev
         .submit(&[(DMA0, &[Packet::Wait { sob, target: 2 }])], false)
         .unwrap();
     assert!(is_busy(&dev, blocked));
     // Raw, to see every field of a busy answer.
-    let mut args = WaitCsArgs {
-        seq: blocked,
-        timeout_us: 1000,
-        ..Default::default()
-    };
-    p.ioctl_with(dev.fd(), SG1_IOCTL_WAIT_CS, &mut args)
-        .unwrap();
+    let args = wait_cs_raw(&dev, blocked, 1000);
     assert_eq!(
         (args.status, args.error, args.error_info),
         (CS_STATUS_BUSY, 0, 0)
     );
     // One MSG is not enough for a target of 2.
-    assert!(completed(
-        dev.run(
-            DMA1,
-            &[Packet::Msg {
-                sob,
-                op: MsgOp::Add,
-                value: 1
-            }]
-        )
-        .unwrap()
-    ));
+    signal(&dev, sob);
     assert!(is_busy(&dev, blocked));
-    assert!(completed(
-        dev.run(
-            DMA1,
-            &[Packet::Msg {
-                sob,
-                op: MsgOp::Add,
-                value: 1
-            }]
-        )
-        .unwrap()
-    ));
-    let mut args = WaitCsArgs {
-        seq: blocked,
-        timeout_us: u64::MAX,
-        ..Default::default()
-    };
-    p.ioctl_with(dev.fd(), SG1_IOCTL_WAIT_CS, &mut args)
-        .unwrap();
+    signal(&dev, sob);
+    let args = wait_cs_raw(&dev, blocked, u64::MAX);
     assert_eq!(
         (args.status, args.error, args.error_info),
         (CS_STATUS_COMPLETED, 0, 0)
@@ -1141,7 +866,7 @@ fn a_cs_with_chunks_on_both_dma_queues_completes_when_both_have() {
     let m = machine();
     let p = m.process("wait");
     let dev = Device::open(&p, 0).unwrap();
-    let sob = spare_sob(&dev, 0);
+    let sob = spare_sob(&dev);
     let src = dev.host_alloc(64 * 1024).unwrap();
     let dst = dev.host_alloc(64 * 1024).unwrap();
     let data = pattern(64 * 1024, 9);
@@ -1163,17 +888,7 @@ fn a_cs_with_chunks_on_both_dma_queues_completes_when_both_have() {
         "the DMA1 chunk is done"
     );
     assert!(is_busy(&dev, both), "the DMA0 chunk is not");
-    assert!(completed(
-        dev.run(
-            DMA1,
-            &[Packet::Msg {
-                sob,
-                op: MsgOp::Add,
-                value: 1
-            }]
-        )
-        .unwrap()
-    ));
+    signal(&dev, sob);
     assert!(completed(wait(&dev, both)));
     // And a failure in one chunk aborts the whole submission.
     let far = 0x1000_0000_0000 + GB;
@@ -1194,13 +909,7 @@ fn a_cs_with_chunks_on_both_dma_queues_completes_when_both_have() {
             false,
         )
         .unwrap();
-    assert_eq!(
-        wait(&dev, failed),
-        CsOutcome::Aborted {
-            error: -Errno::EFAULT.raw(),
-            info: far
-        }
-    );
+    assert_eq!(wait(&dev, failed), aborted(Errno::EFAULT, far));
 }
 
 // ---- out-fence ----
@@ -1216,7 +925,7 @@ fn the_out_fence_polls_ready_when_the_cs_completes() {
     let m = machine();
     let p = m.process("fence");
     let dev = Device::open(&p, 0).unwrap();
-    let sob = spare_sob(&dev, 0);
+    let sob = spare_sob(&dev);
     let (seq, fd) = dev
         .submit(&[(DMA0, &[Packet::Wait { sob, target: 1 }])], true)
         .unwrap();
@@ -1237,17 +946,7 @@ fn the_out_fence_polls_ready_when_the_cs_completes() {
     );
     assert!(!file.wait(0).unwrap());
 
-    assert!(completed(
-        dev.run(
-            DMA1,
-            &[Packet::Msg {
-                sob,
-                op: MsgOp::Add,
-                value: 1
-            }]
-        )
-        .unwrap()
-    ));
+    signal(&dev, sob);
     assert_eq!(poll_in(&p, fd, -1), PollMask::IN);
     assert!(completed(wait(&dev, seq)));
     let (_, status, fences) = file.info().unwrap();
@@ -1285,13 +984,7 @@ fn the_out_fence_of_an_aborted_cs_carries_its_error() {
         (status, fences[0].status),
         (-Errno::EFAULT.raw(), -Errno::EFAULT.raw())
     );
-    assert_eq!(
-        wait(&dev, seq),
-        CsOutcome::Aborted {
-            error: -Errno::EFAULT.raw(),
-            info: far
-        }
-    );
+    assert_eq!(wait(&dev, seq), aborted(Errno::EFAULT, far));
     // A privilege violation, likewise.
     let (_, fd) = dev
         .submit(&[(DMA1, &[Packet::Fence { tag: 7 }])], true)
@@ -1365,10 +1058,7 @@ fn lin_dma_copies_in_all_four_directions() {
                 ]
             )
             .unwrap(),
-            CsOutcome::Aborted {
-                error: -Errno::EINVAL.raw(),
-                info: 4
-            },
+            aborted(Errno::EINVAL, 4),
             "{dir:?}"
         );
     }
@@ -1433,7 +1123,7 @@ fn a_stream_waiting_on_an_event_not_yet_recorded_holds_its_copy_back() {
     let m = machine();
     let p = m.process("stream");
     let dev = Device::open(&p, 0).unwrap();
-    let sob = spare_sob(&dev, 0);
+    let sob = spare_sob(&dev);
     let data = pattern(65536, 0x17);
     let src = dev.host_alloc(65536).unwrap();
     let dst = dev.host_alloc(65536).unwrap();
@@ -1546,14 +1236,7 @@ fn memory_map_userptr_of_a_range_that_wraps_around_is_einval() {
     let dev = Device::open(&p, 0).unwrap();
     for (addr, size) in [(u64::MAX - 4095, 8192), (4096, u64::MAX), (1, u64::MAX)] {
         assert_eq!(
-            mem_err(
-                &dev,
-                MemArgs {
-                    addr,
-                    size,
-                    ..op(MEM_OP_MAP_USERPTR)
-                }
-            ),
+            mem_err(&dev, userptr_args(addr, size)),
             Errno::EINVAL,
             "{addr:#x} + {size:#x}"
         );
@@ -1565,31 +1248,15 @@ fn memory_with_a_reserved_field_or_an_unused_flag_set_is_einval() {
     let m = machine();
     let p = m.process("mem");
     let dev = Device::open(&p, 0).unwrap();
-    let alloc = MemArgs {
-        size: 2 * MB,
-        ..op(MEM_OP_ALLOC)
-    };
+    let alloc = alloc_args(2 * MB, 0);
     assert_eq!(mem_err(&dev, MemArgs { pad: 1, ..alloc }), Errno::EINVAL);
     let mem = dev.alloc(2 * MB, false).unwrap();
     let host = p.mmap_anon(4096).unwrap();
     for args in [
-        MemArgs {
-            handle: mem.handle,
-            ..op(MEM_OP_FREE)
-        },
-        MemArgs {
-            handle: mem.handle,
-            ..op(MEM_OP_MAP)
-        },
-        MemArgs {
-            addr: mem.va,
-            ..op(MEM_OP_UNMAP)
-        },
-        MemArgs {
-            addr: host.0,
-            size: 4096,
-            ..op(MEM_OP_MAP_USERPTR)
-        },
+        free_args(mem.handle),
+        map_args(mem.handle),
+        unmap_args(mem.va),
+        userptr_args(host.0, 4096),
     ] {
         assert_eq!(
             mem_err(&dev, MemArgs { flags: 1, ..args }),
@@ -1605,10 +1272,7 @@ fn memory_with_a_reserved_field_or_an_unused_flag_set_is_einval() {
         );
     }
     // Nothing of that happened: the allocation is still mapped and in use.
-    assert_eq!(
-        dev.query::<DramUsage>(INFO_DRAM_USAGE).unwrap().ctx_used,
-        2 * MB
-    );
+    assert_eq!(dram_usage(&dev).ctx_used, 2 * MB);
     dev.free(mem).unwrap();
 }
 
@@ -1617,12 +1281,12 @@ fn cs_with_an_out_fence_and_a_full_fd_table_is_emfile_and_queues_nothing() {
     let m = machine();
     let p = m.process("cs");
     let dev = Device::open(&p, 0).unwrap();
-    let (_cb_mem, chunk) = cb(&dev, DMA0, &[Packet::Nop]);
+    let (_cb_mem, chunk) = chunk(&dev, DMA0, &encode(&[Packet::Nop]));
     let mut spare = Vec::new();
     while let Ok(fd) = p.dup(dev.fd()) {
         spare.push(fd);
     }
-    let before = dev.query::<Counters>(INFO_COUNTERS).unwrap();
+    let before = counters(&dev);
     // The chunk array needs memory, not an fd: the table stays full.
     let (r, args) = cs_raw(&dev, &[chunk], 1, CS_FLAG_OUT_FENCE);
     assert_eq!(r, Err(Errno::EMFILE));
@@ -1633,7 +1297,7 @@ fn cs_with_an_out_fence_and_a_full_fd_table_is_emfile_and_queues_nothing() {
     assert_eq!(args.seq, 1, "the refused submission used no number");
     assert!(args.fence_fd >= 0);
     assert!(completed(wait(&dev, 1)));
-    let after = dev.query::<Counters>(INFO_COUNTERS).unwrap();
+    let after = counters(&dev);
     assert_eq!(
         after.cs_completed,
         before.cs_completed + 1,
@@ -1652,15 +1316,7 @@ fn wait_cs_of_a_submission_older_than_the_context_remembers_is_gone() {
         assert_eq!(got, seq);
         assert!(completed(wait(&dev, seq)));
     }
-    let raw = |seq| {
-        let mut args = WaitCsArgs {
-            seq,
-            ..Default::default()
-        };
-        p.ioctl_with(dev.fd(), SG1_IOCTL_WAIT_CS, &mut args)
-            .unwrap();
-        args.status
-    };
+    let raw = |seq| wait_cs_raw(&dev, seq, 0).status;
     assert_eq!(raw(1), CS_STATUS_GONE, "forgotten: not claimed completed");
     assert_eq!(raw(2), CS_STATUS_COMPLETED);
     assert_eq!(raw(last), CS_STATUS_COMPLETED);

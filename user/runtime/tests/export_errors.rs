@@ -3,14 +3,15 @@
 //! §6.2, for the 6.x uAPI with the 2023 alignment rules). Each failure returns the errno
 //! and writes `out_fd = -EBADF`.
 
+mod common;
+
+use common::{MB, machine};
 use sagrada::Machine;
 use sagrada::accel::{Device, DeviceMemory};
 use sagrada::importer::{Attach, Importer};
 use sagrada_kernel_accel::uapi::*;
 use sagrada_kernel_core::{MapFlags, NOFILE, Prot};
 use sagrada_sys::{Errno, OpenFlags, Process};
-
-const MB: u64 = 1 << 20;
 
 /// The raw ioctl, to see `out_fd`.
 fn export_raw(
@@ -39,7 +40,7 @@ fn refused(p: &Process, dev: &Device<'_>, addr: u64, size: u64, offset: u64) -> 
 }
 
 fn with_device(f: impl FnOnce(&Machine, &Process, &Device<'_>, DeviceMemory)) {
-    let m = Machine::default_machine().unwrap();
+    let m = machine();
     let p = m.process("neg");
     let dev = Device::open(&p, 0).unwrap();
     let mem = dev.alloc(4 * MB, false).unwrap();
@@ -222,7 +223,7 @@ fn an_importer_behind_a_whitelisted_root_complex_is_accepted() {
 
 #[test]
 fn closing_the_device_keeps_exported_memory_until_the_dmabuf_is_released() {
-    let m = Machine::default_machine().unwrap();
+    let m = machine();
     let owner = m.process("owner");
     let dev = Device::open(&owner, 0).unwrap();
     let mem = dev.alloc(4 * MB, false).unwrap();

@@ -12,15 +12,17 @@
 //! 32 MiB or 768 MiB, so the offset cases use 2 MiB; random numbers come from a seeded
 //! generator.
 
+mod common;
+
 use std::sync::{Arc, Barrier};
 
-use sagrada::Machine;
+use common::{MB, machine};
+
 use sagrada::accel::{Device, DeviceMemory};
 use sagrada::importer::{Attach, Importer};
 use sagrada_hw_accel_abi::packet::DmaDir;
 use sagrada_sys::Process;
 
-const MB: u64 = 1 << 20;
 const PAGE: u64 = 2 * MB;
 
 struct Rand(u64);
@@ -123,7 +125,7 @@ fn run_threads(
     verify: bool,
     shared: bool,
 ) {
-    let m = Machine::default_machine().unwrap();
+    let m = machine();
     let p = m.process("hl-thunk");
     let dev = Device::open(&p, 0).unwrap();
     let importer = Importer::open(&p, 0).unwrap();
@@ -178,7 +180,7 @@ fn test_dmabuf_multiple_threads_shared_memory() {
 /// Exports `size` bytes at `export_offset` of a 3-page allocation and round-trips data
 /// through the importer at the start of the export.
 fn round_trip_at(export_offset: u64, size: u64) {
-    let m = Machine::default_machine().unwrap();
+    let m = machine();
     let p = m.process("hl-thunk");
     let dev = Device::open(&p, 0).unwrap();
     let importer = Importer::open(&p, 0).unwrap();
@@ -230,7 +232,7 @@ fn test_dmabuf_non_zero_offset() {
 
 #[test]
 fn test_dmabuf_entire_dram() {
-    let m = Machine::default_machine().unwrap();
+    let m = machine();
     let p = m.process("hl-thunk");
     let dev = Device::open(&p, 0).unwrap();
     let importer = Importer::open(&p, 0).unwrap();

@@ -9,17 +9,18 @@
 //! means the work ran to completion during teardown; a close that timed out would have
 //! left it unsignalled, or cancelled it with the reset.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::{MB, machine};
 use sagrada::Machine;
 use sagrada::accel::{CsOutcome, DMA0, DMA1, Device};
 use sagrada::sync::SyncFile;
 use sagrada_hw_accel_abi::packet::{DmaDir, Packet};
 use sagrada_kernel_core::{File, Kernel};
 use sagrada_sys::{Errno, OpenFlags, Process};
-
-const MB: u64 = 1 << 20;
 
 /// Bytes of each copy, and copies per queue: device work that takes the engines long
 /// enough (tens of ms of host time) to still be running when the machine drops right
@@ -68,7 +69,7 @@ fn fence_status(kernel: &Arc<Kernel>, fence: Arc<File>) -> i32 {
 
 #[test]
 fn dropping_a_machine_lets_work_in_flight_complete_before_the_devices_stop() {
-    let m = Machine::default_machine().unwrap();
+    let m = machine();
     let kernel = m.kernel().clone();
     let p = m.process("app");
     let fence = submit_in_flight_work(&m, &p);
@@ -86,7 +87,7 @@ fn dropping_a_machine_lets_work_in_flight_complete_before_the_devices_stop() {
 
 #[test]
 fn a_process_handle_that_outlives_its_machine_finds_its_process_exited() {
-    let m = Machine::default_machine().unwrap();
+    let m = machine();
     let kernel = m.kernel().clone();
     let p = m.process("app");
     let child = p.fork().unwrap();

@@ -10,6 +10,15 @@
 //! - [`table`]: the instruction table, [`for_each_op!`].
 //! - [`inst`]: the instruction enum and the fixed 64-bit encoding.
 //! - [`operand`]: operand kinds and guards.
+//! - [`asm`] and [`disasm`]: the assembly language, both ways; a disassembly
+//!   reassembles to the identical binary.
+//! - [`binary`]: the kernel binary format (`.sgb`) the runtime loads.
+//! - [`exec`]: the reference semantics, which the SG1 model's cores run and every test
+//!   uses as its oracle.
+//! - [`doc`]: the generator of `docs/isa/instructions.md`.
+//!
+//! Left out on purpose: timing (the device model adds it), atomics, and any way for
+//! the cores of a launch to communicate with each other.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -83,7 +83,7 @@ impl OperandKind {
 macro_rules! register_operand {
     ($(#[$doc:meta])* $name:ident, $kind:ident, $prefix:literal, $max:literal) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Default)]
         pub struct $name(pub u8);
 
         impl $name {
@@ -253,12 +253,6 @@ pub struct Guard {
     pub p: PReg,
     /// Act where the predicate is clear.
     pub negate: bool,
-}
-
-impl Default for PReg {
-    fn default() -> Self {
-        PReg(0)
-    }
 }
 
 impl Guard {

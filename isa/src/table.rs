@@ -123,7 +123,8 @@ macro_rules! for_each_op {
             0x28 Idx "idx" false { sd: SReg, dim: Dim };
             /// `sd` = the index space's size along dimension `dim`.
             0x29 Idxn "idxn" false { sd: SReg, dim: Dim };
-            /// `sd` = the number of the core running the invocation.
+            /// `sd` = the number of the core running the invocation (its hardware number,
+            /// whichever cores the launch enabled).
             0x2a Coreid "coreid" false { sd: SReg };
             /// `sd` = scalar argument number `imm` (a 32-bit word).
             ///
@@ -165,9 +166,11 @@ macro_rules! for_each_op {
             0x32 Fmul "fmul" false { sd: SReg, sa: SReg, sb: SReg };
             /// `sd = sa / sb` in f32.
             0x33 Fdiv "fdiv" false { sd: SReg, sa: SReg, sb: SReg };
-            /// `sd = min(sa, sb)` in f32; a NaN operand yields the other operand.
+            /// `sd = min(sa, sb)` in f32; a NaN operand yields the other operand, and `-0`
+            /// counts as less than `+0`.
             0x34 Fmin "fmin" false { sd: SReg, sa: SReg, sb: SReg };
-            /// `sd = max(sa, sb)` in f32; a NaN operand yields the other operand.
+            /// `sd = max(sa, sb)` in f32; a NaN operand yields the other operand, and `-0`
+            /// counts as less than `+0`.
             0x35 Fmax "fmax" false { sd: SReg, sa: SReg, sb: SReg };
             /// `sd = sa * sb + sc` in f32, not fused: the product is rounded before
             /// the add.
@@ -202,9 +205,11 @@ macro_rules! for_each_op {
             0x42 VmulF32 "vmul.f32" true { vd: VReg, va: VReg, vb: VReg };
             /// `vd = va / vb` in f32, per lane.
             0x43 VdivF32 "vdiv.f32" true { vd: VReg, va: VReg, vb: VReg };
-            /// `vd = min(va, vb)` in f32, per lane; a NaN operand yields the other.
+            /// `vd = min(va, vb)` in f32, per lane; a NaN operand yields the other, and
+            /// `-0` counts as less than `+0`.
             0x44 VminF32 "vmin.f32" true { vd: VReg, va: VReg, vb: VReg };
-            /// `vd = max(va, vb)` in f32, per lane; a NaN operand yields the other.
+            /// `vd = max(va, vb)` in f32, per lane; a NaN operand yields the other, and
+            /// `-0` counts as less than `+0`.
             0x45 VmaxF32 "vmax.f32" true { vd: VReg, va: VReg, vb: VReg };
             /// `vd = va * vb + vc` in f32, per lane, not fused (the product is rounded
             /// before the add).
@@ -223,8 +228,8 @@ macro_rules! for_each_op {
             /// documentation of the reference semantics gives the measured error.
             0x4a VexpF32 "vexp.f32" true { vd: VReg, va: VReg };
             /// `vd = 1 / sqrt(va)` in f32, per lane: the correctly rounded square root,
-            /// then the correctly rounded reciprocal (at most 1 ulp from the exact
-            /// value).
+            /// then the correctly rounded reciprocal (within 1.5 ulp of the exact
+            /// value, by an exhaustive check of the positive floats).
             0x4b VrsqrtF32 "vrsqrt.f32" true { vd: VReg, va: VReg };
             /// `vd = 1 / va` in f32, per lane, correctly rounded.
             0x4c VrcpF32 "vrcp.f32" true { vd: VReg, va: VReg };
@@ -402,13 +407,16 @@ macro_rules! for_each_op {
             /// Faults: a slot the launch has no tensor for (`TensorSlot`), a tensor
             /// whose elements are not 4 bytes (`TensorType`), an active lane's
             /// coordinate outside the tensor's dimensions (`TensorRange`), and the
-            /// MMU's faults on the element's address (`Mmu`). Inactive lanes are
-            /// neither read nor checked, and keep their values.
+            /// MMU's faults on the element's address, or an address past 2^64
+            /// (`Mmu`). Inactive lanes are neither read nor checked, and keep their
+            /// values.
             0xa2 LdtB32 "ldt.b32" true { vd: VReg, t: TReg, c: CReg };
             /// Stores lane `i` of `vv` as the 32-bit element of tensor `t` at
             /// coordinates `(c + i, c+1, c+2, c+3)`.
             ///
-            /// Faults as `ldt.b32`; inactive lanes are not written.
+            /// Faults as `ldt.b32`; inactive lanes are not written. The range checks
+            /// come before any write, but an MMU fault part way leaves the elements
+            /// before the refused one written.
             0xa3 SttB32 "stt.b32" true { vv: VReg, t: TReg, c: CReg };
             /// Loads 128 16-bit elements of tensor `t` into the packed `vd`: lane `i`
             /// gets the elements at `(c + 2i, ...)` (low half) and `(c + 2i + 1, ...)`

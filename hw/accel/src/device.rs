@@ -18,18 +18,21 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
+use sagrada_hw_accel_abi::launch::FaultRecord;
 use sagrada_hw_accel_abi::reg::BlockInfo;
 use sagrada_hw_accel_abi::regs::{
-    cq, global, mbox, mbox_req, mbox_resp, mmu, mmu_hop0, monitor, msix, queue, scrub, sob,
+    cores, cq, global, mbox, mbox_req, mbox_resp, mmu, mmu_hop0, monitor, msix, queue, scrub, sob,
     sob_owner,
 };
 use sagrada_hw_accel_abi::{
-    NUM_ASIDS, NUM_MONITORS, NUM_MSIX, NUM_QUEUES, NUM_SOBS, VECTOR_MMU, VECTOR_MONITOR,
-    mmu as abi_mmu,
+    NUM_ASIDS, NUM_MONITORS, NUM_MSIX, NUM_QUEUES, NUM_SOBS, QUEUE_COMPUTE, VECTOR_MMU,
+    VECTOR_MONITOR, mmu as abi_mmu,
 };
 use sagrada_hw_fabric::{DeviceId, Fabric, Iova, Memory, MmioHandler};
+use sagrada_isa::exec::Counters;
 
 use crate::Sg1Config;
+use crate::compute::Pool;
 use crate::mmu::HBM_PAGE;
 
 /// How long an engine out of work spins before it parks.
@@ -153,6 +156,42 @@ struct MmuRegs {
     count: u32,
 }
 
+/// A compute core's registers.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct CoreRegs {
+    counters: Counters,
+    busy_ns: u64,
+    fault_cause: u32,
+    fault_pc: u32,
+    fault_info: u64,
+}
+
+impl CoreRegs {
+    /// Adds one launch's work.
+    pub(crate) fn add(&mut self, c: &Counters, busy_ns: u64) {
+        let t = &mut self.counters;
+        t.instructions = t.instructions.wrapping_add(c.instructions);
+        t.lane_ops = t.lane_ops.wrapping_add(c.lane_ops);
+        t.global_bytes = t.global_bytes.wrapping_add(c.global_bytes);
+        t.scratch_bytes = t.scratch_bytes.wrapping_add(c.scratch_bytes);
+        t.invocations = t.invocations.wrapping_add(c.invocations);
+        self.busy_ns = self.busy_ns.wrapping_add(busy_ns);
+    }
+
+    /// Records a fault, unless one is held (then only `OVERFLOW`).
+    pub(crate) fn record(&mut self, f: &FaultRecord) {
+        use cores::fields::FAULT_CAUSE;
+        if FAULT_CAUSE::CODE.get(self.fault_cause) != 0 {
+            self.fault_cause = FAULT_CAUSE::OVERFLOW.set(self.fault_cause, 1);
+            return;
+        }
+        let cause = FAULT_CAUSE::CODE.set(self.fault_cause, f.code as u32);
+        self.fault_cause = FAULT_CAUSE::WRITE.set(cause, f.write.into());
+        self.fault_pc = f.pc;
+        self.fault_info = f.info;
+    }
+}
+
 #[derive(Clone, Copy, Default)]
 struct ScrubRegs {
     addr: u64,
@@ -194,10 +233,12 @@ pub(crate) struct State {
     pub(crate) sobs: Vec<u32>,
     pub(crate) sob_owners: Vec<u32>,
     monitors: Vec<Monitor>,
+    /// One per compute core of the device.
+    pub(crate) cores: Vec<CoreRegs>,
 }
 
 impl State {
-    fn new() -> Self {
+    fn new(cores: u32) -> Self {
         Self {
             scratch: 0,
             soft_resets: 0,
@@ -225,6 +266,7 @@ impl State {
             sobs: vec![0; NUM_SOBS as usize],
             sob_owners: vec![0; NUM_SOBS as usize],
             monitors: vec![Monitor::default(); NUM_MONITORS as usize],
+            cores: vec![CoreRegs::default(); cores as usize],
         }
     }
 }
@@ -259,6 +301,16 @@ struct Threads {
     handles: Vec<JoinHandle<()>>,
     engines: [bool; QUEUES],
     firmware: bool,
+    compute: bool,
+}
+
+/// What a device thread does.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum ThreadKind {
+    Engine(usize),
+    Firmware,
+    /// A compute worker (thread 1 and up; thread 0 is the COMPUTE engine).
+    Compute(usize),
 }
 
 /// The device: what the register handler, the engines and the firmware share.
@@ -267,6 +319,8 @@ pub(crate) struct Core {
     pub(crate) dev: DeviceId,
     pub(crate) hbm: Arc<Memory>,
     pub(crate) config: Sg1Config,
+    /// The compute cores.
+    pub(crate) compute: Pool,
     state: Mutex<State>,
     /// Bumped (under the state lock) by every reset.
     epoch: AtomicU64,
@@ -360,8 +414,9 @@ impl Core {
             fabric,
             dev,
             hbm,
+            compute: Pool::new(config.cores, config.core_threads),
+            state: Mutex::new(State::new(config.cores)),
             config,
-            state: Mutex::new(State::new()),
             epoch: AtomicU64::new(0),
             shut: AtomicBool::new(false),
             kicks: Default::default(),
@@ -432,7 +487,9 @@ impl Core {
                 global::HBM_SIZE_HI => hi(self.hbm_size()),
                 global::MSIX_PENDING => st.msix_pending,
                 global::RESET => 0,
-                // ID, REVISION, CAPS, NUM_SOBS, NUM_MONITORS: constants.
+                global::NUM_CORES => self.config.cores,
+                // ID, REVISION, CAPS, NUM_SOBS, NUM_MONITORS, CORE_CLOCK_MHZ,
+                // ISA_VERSION: constants.
                 _ => reset_value(&global::BLOCK, r),
             };
         }
@@ -520,6 +577,31 @@ impl Core {
                 scrub::SIZE_LO => lo(s.size),
                 scrub::SIZE_HI => hi(s.size),
                 scrub::STATUS => s.status,
+                _ => 0,
+            };
+        }
+        if let Some((i, r)) = locate(&cores::BLOCK, off) {
+            let Some(c) = st.cores.get(i) else {
+                return 0;
+            };
+            let n = &c.counters;
+            return match r {
+                cores::INSTRUCTIONS_LO => lo(n.instructions),
+                cores::INSTRUCTIONS_HI => hi(n.instructions),
+                cores::LANE_OPS_LO => lo(n.lane_ops),
+                cores::LANE_OPS_HI => hi(n.lane_ops),
+                cores::GLOBAL_BYTES_LO => lo(n.global_bytes),
+                cores::GLOBAL_BYTES_HI => hi(n.global_bytes),
+                cores::INVOCATIONS_LO => lo(n.invocations),
+                cores::INVOCATIONS_HI => hi(n.invocations),
+                cores::SCRATCH_BYTES_LO => lo(n.scratch_bytes),
+                cores::SCRATCH_BYTES_HI => hi(n.scratch_bytes),
+                cores::BUSY_NS_LO => lo(c.busy_ns),
+                cores::BUSY_NS_HI => hi(c.busy_ns),
+                cores::FAULT_CAUSE => c.fault_cause,
+                cores::FAULT_PC => c.fault_pc,
+                cores::FAULT_INFO_LO => lo(c.fault_info),
+                cores::FAULT_INFO_HI => hi(c.fault_info),
                 _ => 0,
             };
         }
@@ -652,6 +734,19 @@ impl Core {
                 scrub::SIZE_HI => set_hi(&mut s.size, value),
                 scrub::CTRL if scrub::fields::CTRL::GO.is_set(value) => after.scrub = true,
                 _ => {}
+            }
+        } else if let Some((i, r)) = locate(&cores::BLOCK, off) {
+            use cores::fields::FAULT_CAUSE;
+            if let (Some(c), cores::FAULT_CAUSE) = (st.cores.get_mut(i), r) {
+                if FAULT_CAUSE::CODE.get(value) != 0 {
+                    let overflow = c.fault_cause & FAULT_CAUSE::OVERFLOW.mask();
+                    c.fault_cause = overflow;
+                    c.fault_pc = 0;
+                    c.fault_info = 0;
+                }
+                if FAULT_CAUSE::OVERFLOW.is_set(value) {
+                    c.fault_cause &= !FAULT_CAUSE::OVERFLOW.mask();
+                }
             }
         } else if let Some((i, _)) = locate(&sob::BLOCK, off) {
             st.sobs[i] = value;
@@ -864,6 +959,7 @@ impl Core {
         st.sob_owners.fill(0);
         st.monitors.fill(Monitor::default());
         st.mmu = MmuRegs::default();
+        st.cores.fill(CoreRegs::default());
         if hard {
             st.hard_resets = st.hard_resets.wrapping_add(1);
             st.msix = [MsixEntry::reset(); NUM_MSIX as usize];
@@ -883,8 +979,14 @@ impl Core {
             self.kick(&st, q);
         }
         // Every engine but this thread's leaves its entry (a WAIT or a full completion
-        // queue is woken above; a copy in progress ends first).
-        while !self.is_shut() && st.engines.iter().any(|e| e.running && e.thread != Some(me)) {
+        // queue is woken above; a copy in progress ends first, a launch's cores stop at
+        // their next check). A compute worker resetting (from an interrupt handler) does
+        // not wait for the COMPUTE engine, which waits for it.
+        let worker = crate::compute::on_worker_thread();
+        let waits_for = |q: usize, e: &EngineSlot| {
+            e.running && e.thread != Some(me) && !(worker && q == QUEUE_COMPUTE as usize)
+        };
+        while !self.is_shut() && st.engines.iter().enumerate().any(|(q, e)| waits_for(q, e)) {
             st = self
                 .reset_cv
                 .wait(st)
@@ -1015,9 +1117,6 @@ impl Core {
     // ---- threads ----
 
     /// Starts engine `q`'s thread (`None`: the firmware's) unless it runs already.
-    ///
-    /// All under the threads lock: shutdown sets its flag and then takes the handles
-    /// under that lock, so either it joins the new thread or no thread starts.
     fn ensure_thread(self: &Arc<Self>, engine: Option<usize>) {
         let mut t = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
         let started = match engine {
@@ -1028,21 +1127,55 @@ impl Core {
             return;
         }
         *started = true;
-        let name = match engine {
-            Some(q) => format!("sg1-{}-q{q}", self.dev.0),
-            None => format!("sg1-{}-fw", self.dev.0),
+        self.spawn(
+            &mut t,
+            match engine {
+                Some(q) => ThreadKind::Engine(q),
+                None => ThreadKind::Firmware,
+            },
+        );
+    }
+
+    /// Starts the compute workers (threads 1 and up) unless they run already; the
+    /// COMPUTE engine calls it at each launch. A worker that cannot start leaves its
+    /// cores to the engine's thread.
+    pub(crate) fn ensure_compute_threads(self: &Arc<Self>) {
+        let mut t = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
+        if t.compute || self.is_shut() {
+            return;
+        }
+        t.compute = true;
+        for i in 1..self.compute.threads {
+            self.spawn(&mut t, ThreadKind::Compute(i));
+        }
+    }
+
+    /// Starts a device thread. Under the threads lock: shutdown sets its flag and then
+    /// takes the handles under that lock, so either it joins the new thread or no
+    /// thread starts.
+    fn spawn(self: &Arc<Self>, t: &mut Threads, kind: ThreadKind) {
+        let name = match kind {
+            ThreadKind::Engine(q) => format!("sg1-{}-q{q}", self.dev.0),
+            ThreadKind::Firmware => format!("sg1-{}-fw", self.dev.0),
+            ThreadKind::Compute(i) => format!("sg1-{}-c{i}", self.dev.0),
         };
         let core = self.clone();
         self.live_threads.fetch_add(1, Release);
         let spawned = thread::Builder::new().name(name).spawn(move || {
             let _live = LiveGuard(&core.live_threads);
-            match engine {
-                Some(q) => crate::engine::engine_main(&core, q),
-                None => crate::firmware::firmware_main(&core),
+            match kind {
+                ThreadKind::Engine(q) => crate::engine::engine_main(&core, q),
+                ThreadKind::Firmware => crate::firmware::firmware_main(&core),
+                ThreadKind::Compute(i) => crate::compute::worker_main(&core, i),
             }
         });
         match spawned {
-            Ok(h) => t.handles.push(h),
+            Ok(h) => {
+                t.handles.push(h);
+                if let ThreadKind::Compute(i) = kind {
+                    self.compute.started(i);
+                }
+            }
             Err(e) => {
                 self.live_threads.fetch_sub(1, Release);
                 tracing::error!("SG1 {:?}: cannot start a device thread: {e}", self.dev);
@@ -1060,6 +1193,7 @@ impl Core {
             self.fw_cv.notify_all();
             self.reset_cv.notify_all();
         }
+        self.compute.wake_all();
         for k in &self.kicks {
             k.fetch_add(1, Release);
         }

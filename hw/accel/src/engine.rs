@@ -5,16 +5,23 @@
 //! order, and advances `CI`. An error ends the entry's command buffer with an error
 //! completion; the next entry runs as usual. A reset or shutdown abandons the entry
 //! without a completion and without advancing `CI` (the reset zeroed it anyway).
+//!
+//! The COMPUTE queue's engine also runs `LAUNCH` packets: it reads the code and the
+//! argument buffer, hands the launch to the cores ([`crate::compute`]) and waits for
+//! them, then accounts for their work and reports the first fault.
 
 use std::sync::Arc;
 
 use sagrada_hw_accel_abi::entry::{CQ_ENTRY_SIZE, CqEntry, CqStatus, RingEntry};
+use sagrada_hw_accel_abi::launch::{CoreFault, FaultRecord, LaunchArgs};
 use sagrada_hw_accel_abi::mmu::{FaultCause, host_phys};
 use sagrada_hw_accel_abi::packet::{DmaDir, MsgOp, Packet};
-use sagrada_hw_accel_abi::{BAR0_SIZE, MAX_CB_SIZE, NUM_SOBS, VECTOR_CQ};
+use sagrada_hw_accel_abi::{BAR0_SIZE, MAX_CB_SIZE, NUM_SOBS, QUEUE_COMPUTE, VECTOR_CQ};
 use sagrada_hw_fabric::{Access, DmaError, DmaReport, Iova, Memory};
+use sagrada_isa::exec::{FaultKind, Program};
 use zerocopy::{FromBytes, IntoBytes};
 
+use crate::compute::{CoreEnd, LaunchJob};
 use crate::device::{Aborted, After, Core, Job, MmuFault, ring_size};
 use crate::mmu::{Run, Target};
 
@@ -133,7 +140,7 @@ impl Exec<'_> {
         if !size.is_multiple_of(4) || size > MAX_CB_SIZE {
             return Err(Stop::Error(CqStatus::BadPacket, 0));
         }
-        let cb = self.read_cb(entry.cb_addr, u64::from(size))?;
+        let cb = self.read_va(entry.cb_addr, u64::from(size))?;
         let mut at = 0;
         while at < cb.len() {
             if self.core.aborted(self.epoch) {
@@ -151,8 +158,9 @@ impl Exec<'_> {
         Ok(())
     }
 
-    /// Reads the command buffer, one transfer per contiguous run.
-    fn read_cb(&mut self, addr: u64, size: u64) -> Result<Vec<u8>, Stop> {
+    /// Reads `size` bytes at `addr` of the entry's address space (a command buffer,
+    /// code, an argument buffer), one transfer per contiguous run.
+    fn read_va(&mut self, addr: u64, size: u64) -> Result<Vec<u8>, Stop> {
         let mut cb = vec![0u8; size as usize];
         let mut done = 0;
         while done < size {
@@ -215,7 +223,115 @@ impl Exec<'_> {
             Packet::Msg { sob, op, value } => self.msg(sob, op, value, at),
             Packet::Wait { sob, target } => self.wait(sob, target, at),
             Packet::Fence { tag } => self.complete(CqStatus::Fence, tag, 0).map_err(Stop::from),
+            // DMA engines do not run kernels.
+            Packet::Launch { .. } if self.q != QUEUE_COMPUTE as usize => {
+                Err(Stop::Error(CqStatus::BadPacket, at))
+            }
+            Packet::Launch { .. } => self.launch(packet, at),
         }
+    }
+
+    /// Runs a `LAUNCH` (its fields checked by the decoder) to the end.
+    fn launch(&mut self, packet: Packet, at: u64) -> Result<(), Stop> {
+        let Packet::Launch {
+            code_va,
+            code_count,
+            entry,
+            args_va,
+            args_size,
+            dims,
+            core_mask,
+        } = packet
+        else {
+            unreachable!("only LAUNCH packets are launched")
+        };
+        let core = self.core;
+        let present = (1u32 << core.config.cores) - 1;
+        let mask = if core_mask == 0 { present } else { core_mask };
+        if mask & !present != 0 {
+            return Err(Stop::Error(CqStatus::BadPacket, at));
+        }
+        let bytes = self.read_va(code_va, u64::from(code_count) * 8)?;
+        let words: Vec<u64> = bytes
+            .chunks_exact(8)
+            .map(|w| u64::from_le_bytes(w.try_into().expect("8-byte chunks")))
+            .collect();
+        let args = if args_size == 0 {
+            LaunchArgs::default()
+        } else {
+            let bytes = self.read_va(args_va, u64::from(args_size))?;
+            LaunchArgs::decode(&bytes).map_err(|e| {
+                tracing::debug!("SG1 {:?}: LAUNCH at byte {at}: {e}", core.dev);
+                Stop::Error(CqStatus::BadPacket, at)
+            })?
+        };
+        let cores: Vec<u32> = (0..core.config.cores)
+            .filter(|c| mask & 1 << c != 0)
+            .collect();
+        let job = Arc::new(LaunchJob::new(
+            self.epoch,
+            self.asid,
+            Program::decode(&words, entry),
+            dims,
+            args.tensors,
+            args.scalars,
+            &cores,
+        ));
+        core.compute.launch(core, &job)?;
+        if core.aborted(self.epoch) {
+            return Err(Stop::Aborted);
+        }
+        // The launch takes as long as its slowest core; the first fault is the
+        // lowest-numbered core's.
+        let mut launch_ns = 0;
+        let mut fault = None;
+        {
+            let mut st = core.lock();
+            if core.aborted(self.epoch) {
+                return Err(Stop::Aborted);
+            }
+            for (c, result) in job.results() {
+                let Some(r) = result else {
+                    tracing::error!("SG1 {:?}: core {c} left its launch unfinished", core.dev);
+                    continue;
+                };
+                launch_ns = launch_ns.max(r.busy_ns);
+                st.cores[c as usize].add(&r.counters, r.busy_ns);
+                match r.end {
+                    CoreEnd::Fault(f, cause) if fault.is_none() => {
+                        st.cores[c as usize].record(&FaultRecord::of(f.pc, &f.kind));
+                        fault = Some((c, f, cause));
+                    }
+                    CoreEnd::Aborted => return Err(Stop::Aborted),
+                    _ => {}
+                }
+            }
+        }
+        self.clock += launch_ns;
+        let Some((c, f, cause)) = fault else {
+            return Ok(());
+        };
+        tracing::debug!(
+            "SG1 {:?}: core {c} faulted at pc {}: {:?}",
+            core.dev,
+            f.pc,
+            f.kind
+        );
+        if let (FaultKind::Mmu { va, write }, Some(cause)) = (f.kind, cause) {
+            core.mmu_fault(MmuFault {
+                asid: u32::from(self.asid),
+                va,
+                cause,
+                write,
+            });
+        }
+        let info = CoreFault {
+            code: f.kind.code(),
+            core: c as u8,
+            pc: f.pc,
+        }
+        .to_info();
+        Err(Stop::Error(CqStatus::CoreFault, info))
     }
 
     fn lin_dma(&mut self, src: u64, dst: u64, size: u64, dir: DmaDir, at: u64) -> Result<(), Stop> {

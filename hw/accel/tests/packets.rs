@@ -66,7 +66,7 @@ fn malformed_packets_are_bad_packets_at_their_offset() {
     let mut cb = nop.repeat(2);
     cb.extend_from_slice(&(u32::from(OP_NOP) | 1 << 16 | 1 << 8).to_le_bytes());
     bad_packet_at(run_bytes(&d, &cb, cb.len() as u32), 8);
-    // LAUNCH is reserved.
+    // A LAUNCH header whose length is not LAUNCH's.
     let mut cb = nop.repeat(3);
     cb.extend_from_slice(&(u32::from(OP_LAUNCH) | 1 << 16).to_le_bytes());
     bad_packet_at(run_bytes(&d, &cb, cb.len() as u32), 12);

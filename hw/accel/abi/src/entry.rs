@@ -40,6 +40,10 @@ pub enum CqStatus {
     /// An unprivileged entry used a privileged packet or a sync object it does not own
     /// (`info`: the packet's byte offset).
     PrivilegeViolation = 3,
+    /// A compute core faulted while running a `LAUNCH` (`info`: a
+    /// [`CoreFault`](crate::launch::CoreFault): `(code << 40) | (core << 32) | pc` of the
+    /// lowest-numbered core that faulted; its `CORE.FAULT_*` registers hold the detail).
+    CoreFault = 4,
 }
 
 impl CqStatus {
@@ -50,6 +54,7 @@ impl CqStatus {
             1 => Self::MmuFault,
             2 => Self::BadPacket,
             3 => Self::PrivilegeViolation,
+            4 => Self::CoreFault,
             _ => return None,
         })
     }
@@ -73,7 +78,8 @@ pub struct CqEntry {
     pub status: u16,
     /// Reserved, 0.
     pub reserved: u32,
-    /// Faulting address or packet offset, for errors.
+    /// For errors: the faulting address, the packet offset, or the core fault (see
+    /// [`CqStatus`]).
     pub info: u64,
     /// The engine's device time when it wrote the entry, ns.
     pub device_time_ns: u64,
@@ -101,6 +107,7 @@ mod tests {
             CqStatus::MmuFault,
             CqStatus::BadPacket,
             CqStatus::PrivilegeViolation,
+            CqStatus::CoreFault,
         ] {
             assert_eq!(CqStatus::from_raw(s as u16), Some(s));
         }

@@ -5,6 +5,8 @@
 //!   declarations generate `docs/hw/sg1-registers.md`.
 //! - [`packet`]: the command-buffer packets and their encoding.
 //! - [`entry`]: queue ring entries and completion entries in host memory.
+//! - [`launch`]: what a `LAUNCH` packet points at (the argument buffer) and how the
+//!   compute cores report a fault.
 //! - [`mmu`]: the page-table format and device physical addresses.
 //! - [`firmware`]: the mailbox protocol, a stable ABI.
 //!
@@ -16,6 +18,7 @@
 
 pub mod entry;
 pub mod firmware;
+pub mod launch;
 pub mod mmu;
 pub mod packet;
 pub mod reg;
@@ -34,8 +37,16 @@ pub const NUM_QUEUES: u32 = 3;
 pub const QUEUE_DMA0: u32 = 0;
 /// The second DMA engine's queue.
 pub const QUEUE_DMA1: u32 = 1;
-/// The compute queue (reserved until the compute engines exist).
+/// The compute queue: the only one whose engine runs `LAUNCH` packets.
 pub const QUEUE_COMPUTE: u32 = 2;
+/// Compute cores the register map and the `LAUNCH` core mask have room for; a device
+/// has `GLOBAL.NUM_CORES` of them (cores 0 to `NUM_CORES - 1`).
+pub const NUM_CORES: u32 = 16;
+/// The compute cores' clock, MHz: they retire one instruction per cycle
+/// (`GLOBAL.CORE_CLOCK_MHZ`).
+pub const CORE_CLOCK_MHZ: u32 = 1500;
+/// Most instructions a `LAUNCH` may run (`code_count`).
+pub const MAX_CODE_INSTS: u32 = 1 << 16;
 /// Address spaces; ASID 0 is the kernel's.
 pub const NUM_ASIDS: u32 = 64;
 /// Sync objects.

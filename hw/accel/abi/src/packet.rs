@@ -5,6 +5,12 @@
 
 use std::fmt;
 
+use crate::launch::MAX_ARGS_SIZE;
+use crate::{MAX_CODE_INSTS, NUM_CORES};
+
+/// Dimensions of a launch's index space.
+pub const LAUNCH_DIMS: usize = sagrada_isa::DIMS;
+
 /// Opcode of `NOP`.
 pub const OP_NOP: u8 = 0x00;
 /// Opcode of `WREG32`.
@@ -17,8 +23,7 @@ pub const OP_MSG: u8 = 0x03;
 pub const OP_WAIT: u8 = 0x04;
 /// Opcode of `FENCE`.
 pub const OP_FENCE: u8 = 0x05;
-/// Opcode reserved for `LAUNCH` (the compute engines); decoding it is an error until
-/// they exist.
+/// Opcode of `LAUNCH`.
 pub const OP_LAUNCH: u8 = 0x10;
 
 /// Which way a `LIN_DMA` moves data; the engine checks it against where the addresses
@@ -100,6 +105,25 @@ pub enum Packet {
         /// Echoed in the completion entry.
         tag: u64,
     },
+    /// Runs a kernel on the compute cores (COMPUTE queue only): one invocation per
+    /// point of the index space `dims`, the points split over the cores of
+    /// `core_mask`. The command buffer goes on when every core has finished.
+    Launch {
+        /// Address of the code: `code_count` little-endian 64-bit instruction words.
+        code_va: u64,
+        /// Instructions (1 to [`MAX_CODE_INSTS`]).
+        code_count: u32,
+        /// The instruction each invocation starts at (below `code_count`).
+        entry: u32,
+        /// Address of the argument buffer ([`crate::launch`]).
+        args_va: u64,
+        /// Bytes of the argument buffer (at most [`MAX_ARGS_SIZE`]; 0: no arguments).
+        args_size: u32,
+        /// The index space's size along each dimension (each at least 1).
+        dims: [u32; LAUNCH_DIMS],
+        /// Bit `i`: core `i` takes part; 0: every core of the device.
+        core_mask: u32,
+    },
 }
 
 /// Why bytes are not a packet.
@@ -115,7 +139,7 @@ pub enum DecodeError {
         /// Bytes left.
         have: usize,
     },
-    /// An opcode no packet has (or `LAUNCH`, reserved).
+    /// An opcode no packet has.
     #[error("packet at byte {offset} has unknown opcode {opcode:#04x}")]
     UnknownOpcode {
         /// Byte offset of the packet.
@@ -179,6 +203,7 @@ impl Packet {
             Packet::Msg { .. } => OP_MSG,
             Packet::Wait { .. } => OP_WAIT,
             Packet::Fence { .. } => OP_FENCE,
+            Packet::Launch { .. } => OP_LAUNCH,
         }
     }
 
@@ -208,6 +233,28 @@ impl Packet {
             Packet::Msg { sob, op, value } => vec![sob, op as u32, value],
             Packet::Wait { sob, target } => vec![sob, target],
             Packet::Fence { tag } => vec![lo(tag), hi(tag)],
+            Packet::Launch {
+                code_va,
+                code_count,
+                entry,
+                args_va,
+                args_size,
+                dims,
+                core_mask,
+            } => {
+                let mut v = vec![
+                    lo(code_va),
+                    hi(code_va),
+                    code_count,
+                    entry,
+                    lo(args_va),
+                    hi(args_va),
+                    args_size,
+                ];
+                v.extend(dims);
+                v.push(core_mask);
+                v
+            }
         };
         let mut out = Vec::with_capacity(body.len() + 1);
         out.push(header(self.opcode(), body.len() as u16 + 1));
@@ -228,6 +275,7 @@ impl Packet {
             OP_MSG => 4,
             OP_WAIT => 3,
             OP_FENCE => 3,
+            OP_LAUNCH => 13,
             _ => return None,
         })
     }
@@ -309,6 +357,42 @@ impl Packet {
                 target: dw(2),
             },
             OP_FENCE => Packet::Fence { tag: wide(1) },
+            OP_LAUNCH => {
+                let (code_count, entry, args_size) = (dw(3), dw(4), dw(7));
+                let dims: [u32; LAUNCH_DIMS] = std::array::from_fn(|i| dw(8 + i));
+                let core_mask = dw(12);
+                if !(1..=MAX_CODE_INSTS).contains(&code_count) {
+                    return Err(field("code_count"));
+                }
+                if entry >= code_count {
+                    return Err(field("entry"));
+                }
+                if args_size > MAX_ARGS_SIZE {
+                    return Err(field("args_size"));
+                }
+                if dims.contains(&0) {
+                    return Err(field("dims"));
+                }
+                if dims
+                    .iter()
+                    .try_fold(1u64, |n, &d| n.checked_mul(u64::from(d)))
+                    .is_none()
+                {
+                    return Err(field("dims (more than 2^64 - 1 points)"));
+                }
+                if u64::from(core_mask) >> NUM_CORES != 0 {
+                    return Err(field("core_mask"));
+                }
+                Packet::Launch {
+                    code_va: wide(1),
+                    code_count,
+                    entry,
+                    args_va: wide(5),
+                    args_size,
+                    dims,
+                    core_mask,
+                }
+            }
             _ => unreachable!("len_dw accepted only known opcodes"),
         };
         Ok((packet, len * 4))
@@ -341,6 +425,19 @@ impl fmt::Display for Packet {
             Packet::Msg { sob, op, value } => write!(f, "MSG sob {sob} {op:?} {value}"),
             Packet::Wait { sob, target } => write!(f, "WAIT sob {sob} >= {target}"),
             Packet::Fence { tag } => write!(f, "FENCE {tag:#x}"),
+            Packet::Launch {
+                code_va,
+                code_count,
+                entry,
+                args_va,
+                args_size,
+                dims,
+                core_mask,
+            } => write!(
+                f,
+                "LAUNCH code {code_va:#x} ({code_count} instructions, entry {entry}), \
+                 args {args_va:#x} ({args_size} bytes), dims {dims:?}, cores {core_mask:#x}"
+            ),
         }
     }
 }
@@ -369,7 +466,30 @@ mod tests {
             }),
             (any::<u32>(), any::<u32>()).prop_map(|(sob, target)| Packet::Wait { sob, target }),
             any::<u64>().prop_map(|tag| Packet::Fence { tag }),
+            any_launch(),
         ]
+    }
+
+    fn any_launch() -> impl Strategy<Value = Packet> {
+        (
+            (any::<u64>(), 1..=MAX_CODE_INSTS, any::<u32>()),
+            (any::<u64>(), 0..=MAX_ARGS_SIZE),
+            [1u32..=0xffff, 1u32..=0xffff, 1u32..=0xffff, 1u32..=0xffff],
+            0u32..1 << NUM_CORES,
+        )
+            .prop_map(
+                |((code_va, code_count, entry), (args_va, args_size), dims, core_mask)| {
+                    Packet::Launch {
+                        code_va,
+                        code_count,
+                        entry: entry % code_count,
+                        args_va,
+                        args_size,
+                        dims,
+                        core_mask,
+                    }
+                },
+            )
     }
 
     proptest! {
@@ -404,13 +524,24 @@ mod tests {
     #[test]
     fn malformed_packets_are_named_with_their_offset() {
         let mut cb = Packet::Nop.encode();
-        cb.extend_from_slice(&header(OP_LAUNCH, 1).to_le_bytes());
+        cb.extend_from_slice(&header(0x11, 1).to_le_bytes());
         assert_eq!(
             Packet::decode_all(&cb),
             Err(DecodeError::UnknownOpcode {
                 offset: 4,
-                opcode: OP_LAUNCH
+                opcode: 0x11
             })
+        );
+        let mut cb = Packet::Nop.encode();
+        cb.extend_from_slice(&header(OP_LAUNCH, 1).to_le_bytes());
+        assert_eq!(
+            Packet::decode_all(&cb),
+            Err(DecodeError::BadHeader {
+                offset: 4,
+                opcode: OP_LAUNCH,
+                header: header(OP_LAUNCH, 1)
+            }),
+            "LAUNCH is 13 dwords"
         );
         let bad_len = header(OP_MSG, 3).to_le_bytes();
         assert!(matches!(
@@ -443,8 +574,67 @@ mod tests {
         assert_eq!(Packet::decode(&[1, 2], 0).unwrap_err().offset(), 0);
     }
 
+    fn launch() -> Packet {
+        Packet::Launch {
+            code_va: 0x1_0000,
+            code_count: 4,
+            entry: 1,
+            args_va: 0x2_0000,
+            args_size: 16,
+            dims: [100, 2, 1, 1],
+            core_mask: 0,
+        }
+    }
+
+    #[test]
+    fn launch_has_the_documented_layout() {
+        let b = launch().encode();
+        assert_eq!(b.len(), 52);
+        assert_eq!(&b[..4], &0x000d_0010u32.to_le_bytes());
+        let dw = |i: usize| u32::from_le_bytes(b[4 * i..4 * i + 4].try_into().unwrap());
+        assert_eq!(
+            (1..13).map(dw).collect::<Vec<_>>(),
+            [0x1_0000, 0, 4, 1, 0x2_0000, 0, 16, 100, 2, 1, 1, 0]
+        );
+        assert_eq!(Packet::decode(&b, 0), Ok((launch(), 52)));
+    }
+
+    #[test]
+    fn launch_fields_are_validated() {
+        let good = launch().encode();
+        let with = |i: usize, v: u32| {
+            let mut b = good.clone();
+            b[4 * i..4 * i + 4].copy_from_slice(&v.to_le_bytes());
+            match Packet::decode(&b, 0) {
+                Err(DecodeError::BadField { what, .. }) => what,
+                other => panic!("dword {i} = {v:#x} decoded as {other:?}"),
+            }
+        };
+        assert_eq!(with(3, 0), "code_count");
+        assert_eq!(with(3, MAX_CODE_INSTS + 1), "code_count");
+        assert_eq!(with(4, 4), "entry");
+        assert_eq!(with(7, MAX_ARGS_SIZE + 1), "args_size");
+        for d in 8..12 {
+            assert_eq!(with(d, 0), "dims");
+        }
+        assert_eq!(with(12, 1 << NUM_CORES), "core_mask");
+        let mut huge = good.clone();
+        for d in 8..12 {
+            huge[4 * d..4 * d + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        }
+        assert!(matches!(
+            Packet::decode(&huge, 0),
+            Err(DecodeError::BadField { .. })
+        ));
+        let mut max = good.clone();
+        max[12..16].copy_from_slice(&MAX_CODE_INSTS.to_le_bytes());
+        max[48..52].copy_from_slice(&((1u32 << NUM_CORES) - 1).to_le_bytes());
+        assert!(Packet::decode(&max, 0).is_ok());
+    }
+
     #[test]
     fn only_wreg32_and_fence_are_privileged() {
+        assert!(!launch().is_privileged());
         assert!(Packet::Fence { tag: 0 }.is_privileged());
         assert!(Packet::Wreg32 { reg: 0, value: 0 }.is_privileged());
         assert!(

@@ -49,6 +49,19 @@ block! {
         NUM_SOBS @ 0x02c : Ro = 0x800;
         /// Sync monitors.
         NUM_MONITORS @ 0x030 : Ro = 0x100;
+        /// Compute cores: cores 0 to `NUM_CORES - 1` exist (the `CORE` block has room
+        /// for 16). 8 unless the device was built with another count.
+        NUM_CORES @ 0x034 : Ro = 0x8;
+        /// The compute cores' clock in MHz; a core retires one instruction per cycle.
+        CORE_CLOCK_MHZ @ 0x038 : Ro = 0x5dc;
+        /// The instruction set the cores run (`docs/isa/`): kernels built for another
+        /// major version must not be launched.
+        ISA_VERSION @ 0x03c : Ro = 0x100 {
+            /// Minor version: instructions added compatibly.
+            MINOR: 0..=7,
+            /// Major version.
+            MAJOR: 8..=15,
+        };
         /// MSI-X pending bits: a vector raised while masked, sent when unmasked.
         MSIX_PENDING @ 0x040 : Ro = 0x0;
     }
@@ -113,7 +126,9 @@ block! {
     mmu: "MMU" @ 0x03000 {
         /// Writing an ASID (or `0xffff_ffff` for all) drops cached translations. The
         /// SG1 keeps no TLB, so this completes at once; drivers write it anyway after
-        /// changing page tables, as the protocol requires.
+        /// changing page tables, as the protocol requires. The compute cores cache
+        /// translations for the duration of one `LAUNCH`, which this does not reach:
+        /// the driver must not change mappings a running launch uses.
         INVALIDATE @ 0x000 : Wo = 0x0;
         /// Fault record state.
         FAULT_STATUS @ 0x004 : W1c = 0x0 {
@@ -292,8 +307,69 @@ block! {
     }
 }
 
+block! {
+    /// The compute cores, one instance per core (`GLOBAL.NUM_CORES` of them exist; the
+    /// registers of the others read 0). Counters accumulate when a `LAUNCH` ends, over
+    /// every launch since the last reset (soft or hard, which zero them). The fault
+    /// record holds the fault that ended the core's part of a launch, when that fault
+    /// was the one reported (the lowest-numbered faulting core's); a record stays
+    /// until software clears it, later faults only set `OVERFLOW`. Resets clear it.
+    cores: "CORE" @ 0x07000, 16 x 0x40 {
+        /// Instructions retired, low half.
+        INSTRUCTIONS_LO @ 0x00 : Ro = 0x0;
+        /// Instructions retired, high half.
+        INSTRUCTIONS_HI @ 0x04 : Ro = 0x0;
+        /// Vector lane operations (the active lanes of each vector instruction), low
+        /// half.
+        LANE_OPS_LO @ 0x08 : Ro = 0x0;
+        /// Vector lane operations, high half.
+        LANE_OPS_HI @ 0x0c : Ro = 0x0;
+        /// Bytes of global memory read and written, low half.
+        GLOBAL_BYTES_LO @ 0x10 : Ro = 0x0;
+        /// Bytes of global memory read and written, high half.
+        GLOBAL_BYTES_HI @ 0x14 : Ro = 0x0;
+        /// Invocations run to `halt`, low half.
+        INVOCATIONS_LO @ 0x18 : Ro = 0x0;
+        /// Invocations run to `halt`, high half.
+        INVOCATIONS_HI @ 0x1c : Ro = 0x0;
+        /// Bytes of scratchpad read and written, low half.
+        SCRATCH_BYTES_LO @ 0x20 : Ro = 0x0;
+        /// Bytes of scratchpad read and written, high half.
+        SCRATCH_BYTES_HI @ 0x24 : Ro = 0x0;
+        /// Device time the core has been busy, ns, low half.
+        BUSY_NS_LO @ 0x28 : Ro = 0x0;
+        /// Device time the core has been busy, ns, high half.
+        BUSY_NS_HI @ 0x2c : Ro = 0x0;
+        /// The recorded fault. Writing a value with any `CODE` bit set clears the
+        /// record (`CODE`, `WRITE`, `FAULT_PC`, `FAULT_INFO`); writing 1 to `OVERFLOW`
+        /// clears it. Writing back the value read clears both.
+        FAULT_CAUSE @ 0x30 : W1c = 0x0 {
+            /// The fault code, 0 for none: 1 illegal instruction, 2 pc out of the
+            /// program, 3 misaligned scratchpad address, 4 scratchpad range, 5 scalar
+            /// argument index, 6 tensor slot, 7 tensor element type, 8 tensor
+            /// coordinate, 9 MMU (also recorded in `MMU.FAULT_*`), 10 division by zero.
+            CODE: 0..=7,
+            /// An MMU fault of a store.
+            WRITE: 8..=8,
+            /// Another fault of this core was reported while the record was held.
+            OVERFLOW: 9..=9,
+        };
+        /// Index of the faulting instruction.
+        FAULT_PC @ 0x34 : Ro = 0x0;
+        /// Detail of the fault, low half: by code, the instruction word (1), the
+        /// target index (2), the scratchpad address (3, 4), the argument index (5),
+        /// the slot (6), the slot in bits 7:0 and the element size in bits 63:16 (7),
+        /// the slot in bits 7:0, the dimension in bits 15:8 and the coordinate in bits
+        /// 63:16 (8), the virtual address (9), 0 (10). Signed values are
+        /// sign-extended.
+        FAULT_INFO_LO @ 0x38 : Ro = 0x0;
+        /// Detail of the fault, high half.
+        FAULT_INFO_HI @ 0x3c : Ro = 0x0;
+    }
+}
+
 /// Every block, in address order (what the generated reference lists).
-pub fn blocks() -> [&'static crate::reg::BlockInfo; 13] {
+pub fn blocks() -> [&'static crate::reg::BlockInfo; 14] {
     [
         &global::BLOCK,
         &msix::BLOCK,
@@ -305,6 +381,7 @@ pub fn blocks() -> [&'static crate::reg::BlockInfo; 13] {
         &queue::BLOCK,
         &cq::BLOCK,
         &scrub::BLOCK,
+        &cores::BLOCK,
         &sob::BLOCK,
         &sob_owner::BLOCK,
         &monitor::BLOCK,
@@ -369,5 +446,28 @@ mod tests {
         assert_eq!(msix::BLOCK.count, crate::NUM_MSIX);
         assert_eq!(queue::BLOCK.count, crate::NUM_QUEUES);
         assert_eq!(mmu_hop0::BLOCK.count, crate::NUM_ASIDS);
+        assert_eq!(cores::BLOCK.count, crate::NUM_CORES);
+        let reset = |name| {
+            global::BLOCK
+                .regs
+                .iter()
+                .find(|r| r.name == name)
+                .unwrap()
+                .reset
+        };
+        assert_eq!(reset("CORE_CLOCK_MHZ"), crate::CORE_CLOCK_MHZ);
+        let isa = reset("ISA_VERSION");
+        assert_eq!(
+            global::fields::ISA_VERSION::MAJOR.get(isa),
+            u32::from(sagrada_isa::ISA_VERSION_MAJOR)
+        );
+        assert_eq!(
+            global::fields::ISA_VERSION::MINOR.get(isa),
+            u32::from(sagrada_isa::ISA_VERSION_MINOR)
+        );
+        let fault_code = cores::fields::FAULT_CAUSE::CODE;
+        for c in crate::launch::FaultCode::ALL {
+            assert_eq!(fault_code.get(c as u32), c as u32, "codes fit CODE");
+        }
     }
 }

@@ -19,7 +19,7 @@ use sagrada_hw_fabric::{DmaDirection, Iova};
 use sagrada_kernel_core::{Errno, KResult, PinnedPages, Task, UserPtr, lock};
 use sagrada_kernel_dmabuf::{DmaFence, NamedOps, Wait, context_alloc};
 
-use crate::cs::{Cs, CsError};
+use crate::cs::{CoreFaults, Cs, CsError};
 use crate::device::DeviceInner;
 use crate::memory::{DRAM_VA_BASE, DRAM_VA_END, HOST_VA_BASE, HOST_VA_END, PageTable, VaAllocator};
 use crate::uapi::{
@@ -92,6 +92,7 @@ pub(crate) struct ContextInner {
     mm: Mutex<Mm>,
     cs: Mutex<CsState>,
     defunct: AtomicBool,
+    core_faults: Arc<CoreFaults>,
 }
 
 impl ContextInner {
@@ -126,6 +127,7 @@ impl ContextInner {
                 submitted: BTreeMap::new(),
             }),
             defunct: AtomicBool::new(false),
+            core_faults: Arc::default(),
         });
         let hop0 = lock(&ctx.mm).pt.hop0();
         dev.set_hop0(asid, hop0)?;
@@ -161,6 +163,11 @@ impl ContextInner {
         } else {
             Ok(())
         }
+    }
+
+    /// The last fault of the context's launches on each compute core.
+    pub fn core_faults(&self) -> &CoreFaults {
+        &self.core_faults
     }
 
     /// Bytes of device memory the context holds.
@@ -371,7 +378,12 @@ impl ContextInner {
             self.fence_context,
             seq,
         );
-        let cs = Arc::new(Cs::new(fence.clone(), chunks.len() as u32));
+        let cs = Arc::new(Cs::new(
+            fence.clone(),
+            seq,
+            chunks.len() as u32,
+            self.core_faults.clone(),
+        ));
         self.dev.submit(self.asid, chunks, &cs)?;
         cs_state.next_seq += 1;
         cs_state.submitted.insert(seq, cs);

@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use sagrada_hw_accel_abi::entry::{CqEntry, CqStatus, RING_ENTRY_SIZE, RingEntry};
 use sagrada_hw_accel_abi::firmware::{OP_GET_INFO, OP_GET_VERSION, PROTOCOL_MAJOR};
+use sagrada_hw_accel_abi::launch::CoreFault;
 use sagrada_hw_accel_abi::mmu::host_phys;
 use sagrada_hw_accel_abi::packet::Packet;
-use sagrada_hw_accel_abi::regs::{cq, global, mmu, msix, queue, sob, sob_owner};
+use sagrada_hw_accel_abi::regs::{cores, cq, global, mmu, msix, queue, sob, sob_owner};
 use sagrada_hw_accel_abi::{
-    HBM_BAR, NUM_ASIDS, REG_BAR, VECTOR_CQ, VECTOR_FIRMWARE, VECTOR_MMU, VECTOR_MONITOR,
+    HBM_BAR, NUM_ASIDS, NUM_QUEUES, REG_BAR, VECTOR_CQ, VECTOR_FIRMWARE, VECTOR_MMU, VECTOR_MONITOR,
 };
 use sagrada_hw_fabric::{DeviceId, Fabric};
 use sagrada_kernel_core::{DmaCoherent, Errno, IrqHandler, KResult, Kernel, MsiMessage, lock};
@@ -23,12 +24,12 @@ use sagrada_kernel_dmabuf::DmaBufRegistry;
 use zerocopy::{FromBytes, IntoBytes};
 
 use crate::context::ContextInner;
-use crate::cs::{Cs, CsError};
+use crate::cs::{CoreFaultRecord, Cs, CsError};
 use crate::firmware::Mailbox;
 use crate::memory::{DRAM_PAGE_SIZE, HbmAllocator, HbmWindow, PtPool};
 use crate::mmio::Mmio;
 use crate::tdr::Watchdog;
-use crate::uapi::{CsChunk, STATUS_IN_RESET, STATUS_MALFUNCTION, STATUS_OPERATIONAL};
+use crate::uapi::{CsChunk, MAX_CORES, STATUS_IN_RESET, STATUS_MALFUNCTION, STATUS_OPERATIONAL};
 
 /// Entries of each queue ring.
 const QUEUE_ENTRIES: u32 = 1024;
@@ -36,7 +37,7 @@ const QUEUE_ENTRIES: u32 = 1024;
 const CQ_ENTRIES: u32 = 4096;
 /// Bytes reserved per ring slot for the kernel's completion command buffer.
 const FENCE_CB_STRIDE: u64 = 16;
-/// Queues with an engine today (DMA0, DMA1).
+/// DMA engines (queues DMA0 and DMA1; the third queue is COMPUTE).
 pub const DMA_QUEUES: u32 = 2;
 /// Sync objects reserved for the kernel; contexts own blocks above.
 pub const KERNEL_SOBS: u32 = 1024;
@@ -117,9 +118,11 @@ pub(crate) struct DeviceInner {
     pub hbm_size: u64,
     pub fw_version: (u32, u32, u32),
     pub serial: u32,
+    /// The compute cores: `GLOBAL.NUM_CORES`, `CORE_CLOCK_MHZ`, `ISA_VERSION`.
+    pub compute: ComputeInfo,
     vectors: Vec<MsiMessage>,
     mailbox: Arc<Mailbox>,
-    queues: [Mutex<Queue>; DMA_QUEUES as usize],
+    queues: [Mutex<Queue>; NUM_QUEUES as usize],
     cq: Mutex<Cq>,
     jobs: Mutex<HashMap<u64, Job>>,
     next_tag: AtomicU64,
@@ -143,6 +146,17 @@ impl std::fmt::Debug for DeviceInner {
             .field("dev", &self.dev)
             .finish_non_exhaustive()
     }
+}
+
+/// What the device says about its compute cores, read at probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ComputeInfo {
+    /// Cores 0 to `cores - 1` exist.
+    pub cores: u32,
+    /// Their clock, MHz.
+    pub clock_mhz: u32,
+    /// The ISA they run: major, minor.
+    pub isa: (u32, u32),
 }
 
 /// Frees interrupt vectors on a failed probe.
@@ -274,13 +288,30 @@ impl DeviceInner {
         let fw_version = (major, minor, patch);
         let serial = info.get(6).copied().unwrap_or(0);
 
+        let read = |reg, what: &str| mmio.read(reg).map_err(|e| io(what, e));
+        let cores = read(global::NUM_CORES, "reading the number of compute cores")?;
+        if cores as usize > MAX_CORES {
+            return Err(fail(format!(
+                "the device reports {cores} compute cores; this driver knows at most {MAX_CORES}"
+            )));
+        }
+        let isa = read(global::ISA_VERSION, "reading the ISA version")?;
+        let compute = ComputeInfo {
+            cores,
+            clock_mhz: read(global::CORE_CLOCK_MHZ, "reading the core clock")?,
+            isa: (
+                global::fields::ISA_VERSION::MAJOR.get(isa),
+                global::fields::ISA_VERSION::MINOR.get(isa),
+            ),
+        };
+
         let alloc = |bytes| {
             kernel
                 .dma_alloc_coherent(dev, bytes)
                 .map_err(|e| io("allocating DMA memory", e))
         };
         let mut queues = Vec::new();
-        for _ in 0..DMA_QUEUES {
+        for _ in 0..NUM_QUEUES {
             let ring = alloc(u64::from(QUEUE_ENTRIES) * RING_ENTRY_SIZE)?;
             let fence_cbs = alloc(u64::from(QUEUE_ENTRIES) * FENCE_CB_STRIDE)?;
             queues.push(Mutex::new(Queue {
@@ -290,7 +321,7 @@ impl DeviceInner {
             }));
         }
         let cq_ring = alloc(u64::from(CQ_ENTRIES) * size_of::<CqEntry>() as u64)?;
-        let queues: [Mutex<Queue>; DMA_QUEUES as usize] = queues
+        let queues: [Mutex<Queue>; NUM_QUEUES as usize] = queues
             .try_into()
             .map_err(|_| fail("internal: queue count".into()))?;
 
@@ -314,6 +345,7 @@ impl DeviceInner {
             hbm_size,
             fw_version,
             serial,
+            compute,
             vectors: std::mem::take(&mut vectors.vectors),
             mailbox,
             queues,
@@ -567,6 +599,9 @@ impl DeviceInner {
                     jobs.get(&entry.tag),
                     CsError::from_status(status, entry.info),
                 ) {
+                    if status == CqStatus::CoreFault {
+                        self.take_core_fault(&job.cs, entry.info);
+                    }
                     job.cs.fail(error);
                 }
             }
@@ -576,6 +611,40 @@ impl DeviceInner {
                 entry.status
             ),
         }
+    }
+
+    /// A launch of `cs` failed with the core fault `info`: the faulting core's
+    /// `CORE.FAULT_*` registers hold the detail. It goes to the submission's context
+    /// (INFO_CORES shows it to that context only: an MMU fault's address is one of its
+    /// own), and the record is cleared so that the core's next fault is recorded too.
+    fn take_core_fault(&self, cs: &Cs, info: u64) {
+        let f = CoreFault::from_info(info);
+        let core = u32::from(f.core);
+        if core >= self.compute.cores {
+            return;
+        }
+        let base = cores::instance(core);
+        let read = |r| self.mmio.read(base + r).unwrap_or(0);
+        let cause = read(cores::FAULT_CAUSE);
+        let code = cores::fields::FAULT_CAUSE::CODE.get(cause);
+        let mut record = CoreFaultRecord {
+            seq: cs.seq(),
+            code: u32::from(f.code),
+            pc: f.pc,
+            info: 0,
+            write: false,
+        };
+        // The record is this fault's unless something cleared it meanwhile (a reset):
+        // then only the completion's code and pc are known.
+        if code == u32::from(f.code) && read(cores::FAULT_PC) == f.pc {
+            record.info = self.mmio.read64(base + cores::FAULT_INFO_LO).unwrap_or(0);
+            record.write = cores::fields::FAULT_CAUSE::WRITE.is_set(cause);
+        }
+        if cause != 0 {
+            // Writing back what was read clears the record and its overflow bit.
+            let _ = self.mmio.write(base + cores::FAULT_CAUSE, cause);
+        }
+        cs.core_faults().set(core as usize, record);
     }
 
     /// The MMU-fault interrupt: the job's error arrives through the completion queue;

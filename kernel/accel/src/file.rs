@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sagrada_hw_accel_abi::regs::{global, mmu, queue};
-use sagrada_hw_accel_abi::{MAX_CB_SIZE, NUM_QUEUES, QUEUE_DMA0, QUEUE_DMA1};
+use sagrada_hw_accel_abi::regs::{cores, global, mmu, queue};
+use sagrada_hw_accel_abi::{MAX_CB_SIZE, NUM_QUEUES};
 use sagrada_kernel_core::{CharDevice, Errno, File, FileOps, KResult, OpenFlags, Task, UserPtr};
 use sagrada_kernel_dmabuf::SyncFile;
 use zerocopy::{Immutable, IntoBytes};
@@ -37,6 +37,44 @@ fn answer<T: IntoBytes + Immutable>(task: &Task<'_>, args: &InfoArgs, value: &T)
 }
 
 impl AccelFile {
+    /// INFO_CORES: every core's counters from its `CORE` registers, and the context's
+    /// last fault on it.
+    fn cores_info(&self) -> KResult<CoresInfo> {
+        let dev = self.ctx.dev();
+        let faults = self.ctx.core_faults().get();
+        let mut info = CoresInfo {
+            num_cores: dev.compute.cores,
+            record_size: size_of::<CoreInfo>() as u32,
+            ..Default::default()
+        };
+        for (i, rec) in info
+            .cores
+            .iter_mut()
+            .enumerate()
+            .take(dev.compute.cores as usize)
+        {
+            let base = cores::instance(i as u32);
+            let r = |lo| dev.mmio.read64(base + lo);
+            *rec = CoreInfo {
+                instructions: r(cores::INSTRUCTIONS_LO)?,
+                lane_ops: r(cores::LANE_OPS_LO)?,
+                global_bytes: r(cores::GLOBAL_BYTES_LO)?,
+                scratch_bytes: r(cores::SCRATCH_BYTES_LO)?,
+                invocations: r(cores::INVOCATIONS_LO)?,
+                busy_ns: r(cores::BUSY_NS_LO)?,
+                ..Default::default()
+            };
+            if let Some(f) = faults[i] {
+                rec.fault_seq = f.seq;
+                rec.fault_code = f.code;
+                rec.fault_pc = f.pc;
+                rec.fault_info = f.info;
+                rec.fault_flags = if f.write { CORE_FAULT_WRITE } else { 0 };
+            }
+        }
+        Ok(info)
+    }
+
     fn info(&self, task: &Task<'_>, arg: UserPtr) -> KResult<i64> {
         let args: InfoArgs = task.read_obj(arg)?;
         let dev = self.ctx.dev();
@@ -65,9 +103,14 @@ impl AccelFile {
                     bus_id,
                     link_gen: link.map_or(0, |l| u32::from(l.generation)),
                     link_width: link.map_or(0, |l| u32::from(l.width)),
+                    num_cores: dev.compute.cores,
+                    core_clock_mhz: dev.compute.clock_mhz,
+                    isa_major: dev.compute.isa.0,
+                    isa_minor: dev.compute.isa.1,
                 };
                 answer(task, &args, &info)
             }
+            INFO_CORES => answer(task, &args, &self.cores_info()?),
             INFO_DRAM_USAGE => {
                 let alloc = sagrada_kernel_core::lock(&dev.hbm_alloc);
                 let usage = DramUsage {
@@ -203,8 +246,11 @@ impl AccelFile {
         let mut chunks = vec![CsChunk::default(); args.num_chunks as usize];
         task.copy_from_user(UserPtr(args.chunks), chunks.as_mut_bytes())?;
         for c in &chunks {
-            let queue_ok = c.queue == QUEUE_DMA0 || c.queue == QUEUE_DMA1;
-            if !queue_ok || c.cb_size == 0 || c.cb_size % 4 != 0 || c.cb_size > MAX_CB_SIZE {
+            if c.queue >= NUM_QUEUES
+                || c.cb_size == 0
+                || c.cb_size % 4 != 0
+                || c.cb_size > MAX_CB_SIZE
+            {
                 return Err(Errno::EINVAL);
             }
         }

@@ -15,8 +15,11 @@
 //! A watchdog (`tdr`) fails a submission still running after
 //! [`DriverParams::timeout_locked`] with `ETIMEDOUT` and soft-resets the device.
 //!
-//! Left out: the compute queue (its engines come with the ISA), power management, and
-//! debug and profiling interfaces.
+//! The compute queue runs kernels (`LAUNCH` packets) on the compute cores; a core's
+//! fault aborts its submission with `EIO`, and the fault's detail goes to the
+//! submission's context (INFO_CORES, with the cores' counters).
+//!
+//! Left out: power management, and debug and profiling interfaces beyond the counters.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

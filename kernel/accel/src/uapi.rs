@@ -47,6 +47,13 @@ pub const INFO_COUNTERS: u32 = 3;
 pub const INFO_CONTEXT: u32 = 4;
 /// INFO: [`FirmwareInfo`] (a round trip through the firmware mailbox).
 pub const INFO_FIRMWARE: u32 = 5;
+/// INFO: [`CoresInfo`], the compute cores' counters and this context's last fault on
+/// each.
+pub const INFO_CORES: u32 = 6;
+
+/// Compute cores the INFO_CORES answer has room for (the device has
+/// [`HwIpInfo::num_cores`] of them).
+pub const MAX_CORES: usize = 16;
 
 /// The firmware's view, asked through its mailbox.
 #[derive(
@@ -104,6 +111,67 @@ pub struct HwIpInfo {
     pub link_gen: u32,
     /// PCIe width of the device's link.
     pub link_width: u32,
+    /// Compute cores (cores 0 to `num_cores - 1`).
+    pub num_cores: u32,
+    /// The compute cores' clock, MHz (one instruction per cycle).
+    pub core_clock_mhz: u32,
+    /// The instruction set the cores run, major version: kernels built for another
+    /// major version must not be launched.
+    pub isa_major: u32,
+    /// The instruction set's minor version.
+    pub isa_minor: u32,
+}
+
+/// One compute core in the INFO_CORES answer: its counters since the device's last
+/// reset (every context's work), and the last fault of one of the calling context's
+/// launches on it.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct CoreInfo {
+    /// Instructions retired.
+    pub instructions: u64,
+    /// Vector lane operations (the active lanes of each vector instruction).
+    pub lane_ops: u64,
+    /// Bytes of global memory read and written.
+    pub global_bytes: u64,
+    /// Bytes of scratchpad read and written.
+    pub scratch_bytes: u64,
+    /// Invocations run to `halt`.
+    pub invocations: u64,
+    /// Device time the core was busy, ns.
+    pub busy_ns: u64,
+    /// The submission (of the calling context) whose launch last faulted on this core,
+    /// 0 if none has since the context was opened.
+    pub fault_seq: u64,
+    /// That fault's code (`sagrada_hw_accel_abi::launch::FaultCode`), 0 if none.
+    pub fault_code: u32,
+    /// The faulting instruction's index.
+    pub fault_pc: u32,
+    /// The fault's detail word (`CORE.FAULT_INFO`; its meaning depends on the code).
+    pub fault_info: u64,
+    /// [`CORE_FAULT_WRITE`] for an MMU fault of a store.
+    pub fault_flags: u32,
+    /// Reserved.
+    pub pad: u32,
+}
+
+/// [`CoreInfo::fault_flags`]: the MMU fault was a store's.
+pub const CORE_FAULT_WRITE: u32 = 1;
+
+/// The INFO_CORES answer.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+#[repr(C)]
+pub struct CoresInfo {
+    /// Cores of the device: the first `num_cores` records are filled, the others zero.
+    pub num_cores: u32,
+    /// Bytes of one record (`size_of::<CoreInfo>()`, 80): records may grow at their end.
+    pub record_size: u32,
+    /// One record per core.
+    pub cores: [CoreInfo; MAX_CORES],
 }
 
 /// Device memory usage.
@@ -233,7 +301,7 @@ pub const MEM_CONTIGUOUS: u32 = 1;
 )]
 #[repr(C)]
 pub struct CsChunk {
-    /// Queue: 0 (DMA0) or 1 (DMA1).
+    /// Queue: 0 (DMA0), 1 (DMA1) or 2 (COMPUTE, the only one that runs `LAUNCH`).
     pub queue: u32,
     /// Bytes of packets (a multiple of 4).
     pub cb_size: u32,
@@ -279,9 +347,12 @@ pub struct WaitCsArgs {
     /// Out: `CS_STATUS_*`.
     pub status: u32,
     /// Out: for an aborted submission, the negative errno of the cause (`-EFAULT` MMU
-    /// fault, `-EINVAL` bad packet, `-EPERM` privilege violation, `-ECANCELED` reset).
+    /// fault, `-EINVAL` bad packet, `-EPERM` privilege violation, `-EIO` a compute
+    /// core's fault, `-ECANCELED` reset, `-ETIMEDOUT` lockup).
     pub error: i32,
-    /// Out: the faulting VA of an MMU fault, or the packet offset of a packet error.
+    /// Out: the faulting VA of an MMU fault, the packet offset of a packet error, or
+    /// for a core fault `code << 40 | core << 32 | pc`
+    /// (`sagrada_hw_accel_abi::launch::CoreFault`).
     pub error_info: u64,
     /// Out: device time of completion, ns.
     pub device_time_ns: u64,
@@ -329,7 +400,9 @@ mod tests {
         assert_eq!(size_of::<CsChunk>(), 16);
         assert_eq!(size_of::<CsArgs>(), 32);
         assert_eq!(size_of::<WaitCsArgs>(), 40);
-        assert_eq!(size_of::<HwIpInfo>(), 96);
+        assert_eq!(size_of::<HwIpInfo>(), 112);
+        assert_eq!(size_of::<CoreInfo>(), 80);
+        assert_eq!(size_of::<CoresInfo>(), 8 + 16 * 80);
         assert_eq!(size_of::<FirmwareInfo>(), 24);
         assert_eq!(size_of::<Counters>(), 72);
     }

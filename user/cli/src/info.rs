@@ -43,7 +43,7 @@ pub fn render(machine: &Machine, p: &Process) -> Result<String> {
             bus,
             (usage.total - usage.free) / MIB,
             usage.total / MIB,
-            format!("{} DMA, 1 compute*", info.num_dma_engines),
+            format!("{} DMA, {} cores", info.num_dma_engines, info.num_cores),
             format!("{}.{}.{}", info.fw_major, info.fw_minor, info.fw_patch),
             format!("gen{} x{}", info.link_gen, info.link_width),
             fw.temperature_mc / 1000,
@@ -52,7 +52,6 @@ pub fn render(machine: &Machine, p: &Process) -> Result<String> {
         dev.close()?;
     }
     out.push_str(rule);
-    out.push_str("* the compute queue is reserved until the compute engines exist\n");
     for e in machine.probe_errors() {
         let _ = writeln!(out, "not bound: {e}");
     }

@@ -1,15 +1,19 @@
 //! The SG1 from user space: device memory, pinned host memory, copies through the DMA
-//! engines, streams and events, and dma-buf export, over the driver's uAPI.
+//! engines, streams and events, dma-buf export, and the compute cores' counters, over
+//! the driver's uAPI. Kernels (loading, arguments, launches, faults) are in
+//! [`crate::kernel`].
 //!
 //! Command buffers are built here and live in a pool of host memory mapped into the
-//! device (a user pointer mapping), as habanalabs user space does with its CBs.
+//! device (a user pointer mapping), as habanalabs user space does with its CBs. A
+//! command buffer's slot can also carry a little data after its packets, which a
+//! packet of the same buffer copies to the device (what a launch's arguments take).
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use sagrada_hw_accel_abi::packet::{DmaDir, MsgOp, Packet};
-use sagrada_hw_accel_abi::{QUEUE_DMA0, QUEUE_DMA1};
+use sagrada_hw_accel_abi::{QUEUE_COMPUTE, QUEUE_DMA0, QUEUE_DMA1};
 use sagrada_kernel_accel::uapi::*;
 use sagrada_kernel_core::lock;
 use sagrada_sys::{Errno, Fd, OpenFlags, Process, UserPtr};
@@ -19,9 +23,13 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 pub const DMA0: u32 = QUEUE_DMA0;
 /// The second DMA engine.
 pub const DMA1: u32 = QUEUE_DMA1;
+/// The compute queue: the one that runs kernels (`LAUNCH`).
+pub const COMPUTE: u32 = QUEUE_COMPUTE;
 
 /// Bytes of one command-buffer slot.
 const CB_SLOT: u64 = 4096;
+/// Where a slot's data starts (its packets come before).
+const CB_DATA: u64 = 2048;
 /// Slots in the pool.
 const CB_SLOTS: u64 = 256;
 /// Bytes of the area that carries a submission's chunk array to the kernel (larger
@@ -52,6 +60,51 @@ pub struct HostMemory {
     pub size: u64,
 }
 
+/// One compute core's counters (INFO_CORES): the work of every launch of every
+/// context since the device's last reset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CoreCounters {
+    /// Instructions retired.
+    pub instructions: u64,
+    /// Vector lane operations: the active lanes of each vector instruction.
+    pub lane_ops: u64,
+    /// Bytes of global memory read and written.
+    pub global_bytes: u64,
+    /// Bytes of scratchpad read and written.
+    pub scratch_bytes: u64,
+    /// Invocations run to `halt`.
+    pub invocations: u64,
+    /// Device time busy, ns.
+    pub busy_ns: u64,
+}
+
+impl CoreCounters {
+    /// What was counted since `earlier` (a reading of the same core).
+    pub fn since(&self, earlier: &CoreCounters) -> CoreCounters {
+        CoreCounters {
+            instructions: self.instructions.wrapping_sub(earlier.instructions),
+            lane_ops: self.lane_ops.wrapping_sub(earlier.lane_ops),
+            global_bytes: self.global_bytes.wrapping_sub(earlier.global_bytes),
+            scratch_bytes: self.scratch_bytes.wrapping_sub(earlier.scratch_bytes),
+            invocations: self.invocations.wrapping_sub(earlier.invocations),
+            busy_ns: self.busy_ns.wrapping_sub(earlier.busy_ns),
+        }
+    }
+}
+
+impl From<&CoreInfo> for CoreCounters {
+    fn from(c: &CoreInfo) -> Self {
+        CoreCounters {
+            instructions: c.instructions,
+            lane_ops: c.lane_ops,
+            global_bytes: c.global_bytes,
+            scratch_bytes: c.scratch_bytes,
+            invocations: c.invocations,
+            busy_ns: c.busy_ns,
+        }
+    }
+}
+
 /// The outcome of a submission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CsOutcome {
@@ -62,10 +115,11 @@ pub enum CsOutcome {
     },
     /// Aborted: the negative errno of the cause and its address or packet offset.
     Aborted {
-        /// `-EFAULT`, `-EINVAL`, `-EPERM`, `-ECANCELED` (a reset) or `-ETIMEDOUT` (the
-        /// driver found it locked up).
+        /// `-EFAULT`, `-EINVAL`, `-EPERM`, `-EIO` (a compute core faulted),
+        /// `-ECANCELED` (a reset) or `-ETIMEDOUT` (the driver found it locked up).
         error: i32,
-        /// Faulting VA or packet offset.
+        /// Faulting VA, packet offset, or a core fault
+        /// (`sagrada_hw_accel_abi::launch::CoreFault::from_info`).
         info: u64,
     },
     /// Still running when the timeout expired.
@@ -194,6 +248,19 @@ impl<'p> Device<'p> {
         result.map(|()| value)
     }
 
+    /// INFO_CORES: every compute core's record (counters, and this context's last fault
+    /// on it), `HwIpInfo::num_cores` of them.
+    pub fn cores_info(&self) -> Result<Vec<CoreInfo>, Errno> {
+        let info: CoresInfo = self.query(INFO_CORES)?;
+        let n = (info.num_cores as usize).min(info.cores.len());
+        Ok(info.cores[..n].to_vec())
+    }
+
+    /// Every compute core's counters.
+    pub fn core_counters(&self) -> Result<Vec<CoreCounters>, Errno> {
+        Ok(self.cores_info()?.iter().map(CoreCounters::from).collect())
+    }
+
     /// How many times the device was reset so far (soft and hard, by any context), from
     /// `INFO_COUNTERS`. Each reset zeroes every sync object and ends all work in flight
     /// (completed or cancelled): what [`Event`]s re-base on.
@@ -283,6 +350,35 @@ impl<'p> Device<'p> {
         self.p.munmap(mem.ptr, mem.size)
     }
 
+    /// Writes `bytes` at device VA `va` (device memory): through pinned host memory
+    /// and a copy on DMA0, waited for.
+    pub fn upload(&self, va: u64, bytes: &[u8]) -> Result<(), Errno> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let staging = self.host_alloc(bytes.len() as u64)?;
+        let result = self.p.write_mem(staging.ptr, bytes).and_then(|()| {
+            self.copy(va, staging.va, bytes.len() as u64, DmaDir::HostToDevice)
+                .map(drop)
+        });
+        self.host_free(staging)?;
+        result
+    }
+
+    /// Reads `buf.len()` bytes at device VA `va` (device memory), the way
+    /// [`Device::upload`] writes.
+    pub fn download(&self, va: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let staging = self.host_alloc(buf.len() as u64)?;
+        let result = self
+            .copy(staging.va, va, buf.len() as u64, DmaDir::DeviceToHost)
+            .and_then(|_| self.p.read_mem(staging.ptr, buf));
+        self.host_free(staging)?;
+        result
+    }
+
     /// `EXPORT_DMABUF_FD`: a dma-buf of `size` bytes at `offset` into `mem`.
     pub fn export_dmabuf(&self, mem: &DeviceMemory, offset: u64, size: u64) -> Result<Fd, Errno> {
         let flags = OpenFlags::RDWR.union(OpenFlags::CLOEXEC).0;
@@ -365,6 +461,58 @@ impl<'p> Device<'p> {
         Ok((args.seq, (args.fence_fd >= 0).then_some(args.fence_fd)))
     }
 
+    /// Submits one job on `queue` whose command-buffer slot also carries `data` (at
+    /// most 2 KiB): `build` gets the device VA of the data and returns the packets,
+    /// which may read it (a `LIN_DMA` from it, say). The slot stays untouched until the
+    /// submission has ended, like any command buffer.
+    pub(crate) fn submit_with_data(
+        &self,
+        queue: u32,
+        data: &[u8],
+        build: impl FnOnce(u64) -> Vec<Packet>,
+    ) -> Result<u64, Errno> {
+        if data.len() as u64 > CB_SLOT - CB_DATA {
+            return Err(Errno::E2BIG);
+        }
+        let slot = self.cb_slot()?;
+        let give_back = |e| {
+            if let Some(pool) = lock(&self.cbs).as_mut() {
+                pool.free.push(slot);
+            }
+            e
+        };
+        let mut bytes = Vec::new();
+        for p in build(slot + CB_DATA) {
+            p.encode_into(&mut bytes);
+        }
+        if bytes.len() as u64 > CB_DATA {
+            return Err(give_back(Errno::E2BIG));
+        }
+        let ptr = self.cb_ptr(slot).map_err(give_back)?;
+        let written = self.p.write_mem(ptr, &bytes).and_then(|()| {
+            let data_ptr = ptr.checked_add(CB_DATA).ok_or(Errno::EFAULT)?;
+            self.p.write_mem(data_ptr, data)
+        });
+        written.map_err(give_back)?;
+        let chunks = [CsChunk {
+            queue,
+            cb_size: bytes.len() as u32,
+            cb_addr: slot,
+        }];
+        let mut args = CsArgs {
+            num_chunks: 1,
+            ..Default::default()
+        };
+        self.call_cs(chunks.as_bytes(), &mut args)
+            .map_err(give_back)?;
+        lock(&self.cbs)
+            .as_mut()
+            .ok_or(Errno::EIO)?
+            .busy
+            .push_back((args.seq, vec![slot]));
+        Ok(args.seq)
+    }
+
     /// `CS` with the chunk array `bytes` placed in this process's memory.
     fn call_cs(&self, bytes: &[u8], args: &mut CsArgs) -> Result<(), Errno> {
         let len = bytes.len() as u64;
@@ -445,7 +593,7 @@ impl<'p> Device<'p> {
         .ok()
     }
 
-    /// A stream of work on one DMA engine.
+    /// A stream of work on one queue: a DMA engine, or [`COMPUTE`] for kernels.
     pub fn stream(&self, queue: u32) -> Stream<'_, 'p> {
         Stream {
             dev: self,
@@ -485,7 +633,23 @@ pub struct Stream<'d, 'p> {
     last: Mutex<u64>,
 }
 
-impl Stream<'_, '_> {
+impl<'p> Stream<'_, 'p> {
+    /// The device.
+    pub fn device(&self) -> &Device<'p> {
+        self.dev
+    }
+
+    /// The queue.
+    pub fn queue(&self) -> u32 {
+        self.queue
+    }
+
+    /// Records `seq`, a submission of the stream's queue made elsewhere, as the
+    /// stream's last.
+    pub(crate) fn note(&self, seq: u64) {
+        *lock(&self.last) = seq;
+    }
+
     /// Queues packets without waiting.
     pub fn enqueue(&self, packets: &[Packet]) -> Result<u64, Errno> {
         let (seq, _) = self.dev.submit(&[(self.queue, packets)], false)?;

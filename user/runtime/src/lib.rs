@@ -5,9 +5,13 @@
 //! test importers) and the kernel model with its drivers. Applications run as processes
 //! of that kernel ([`Machine::process`]) and reach it only through the uAPI; the
 //! modules here are the user-space libraries over it: [`accel`] (the SG1: memory,
-//! copies, streams, events, dma-buf export), [`importer`] (the test importer),
-//! [`dmabuf`] (dma-heap allocation and dma-buf fds) and [`sync`] (sync_file and
-//! sw_sync, libsync's role).
+//! copies, streams, events, dma-buf export, the compute cores' counters), [`kernel`]
+//! (kernels on the SG1's compute cores: loading, arguments, launches, faults),
+//! [`importer`] (the test importer), [`dmabuf`] (dma-heap allocation and dma-buf fds)
+//! and [`sync`] (sync_file and sw_sync, libsync's role).
+//!
+//! [`MachineBuilder`] also sets the SG1s' compute cores ([`MachineBuilder::cores`]) and
+//! the host threads that run them ([`MachineBuilder::core_threads`]).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -15,11 +19,13 @@
 pub mod accel;
 pub mod dmabuf;
 pub mod importer;
+pub mod kernel;
 pub mod sync;
 
 use std::sync::Arc;
 
 pub use sagrada_hw_fabric as fabric;
+pub use sagrada_isa as isa;
 use std::collections::HashMap;
 
 use sagrada_hw_accel::{Sg1, Sg1Config};
@@ -70,6 +76,8 @@ pub struct MachineBuilder {
     config: TopologyConfig,
     firmware: HashMap<String, (u32, u32, u32)>,
     params: DriverParams,
+    cores: Option<u32>,
+    core_threads: Option<usize>,
 }
 
 impl MachineBuilder {
@@ -92,6 +100,19 @@ impl MachineBuilder {
         self
     }
 
+    /// Every SG1 gets `cores` compute cores (1 to 16; 8 by default).
+    pub fn cores(mut self, cores: u32) -> Self {
+        self.cores = Some(cores);
+        self
+    }
+
+    /// Every SG1 runs its compute cores on `threads` host threads (at least 1; by
+    /// default as many as the host has). Results do not depend on it; speed does.
+    pub fn core_threads(mut self, threads: usize) -> Self {
+        self.core_threads = Some(threads);
+        self
+    }
+
     /// Builds the hardware, boots the kernel and binds the drivers. A device whose
     /// driver refuses it stays unbound (see [`Machine::probe_errors`]).
     pub fn build(self) -> Result<Machine, MachineError> {
@@ -107,6 +128,12 @@ impl MachineBuilder {
                     let mut config = Sg1Config::default();
                     if let Some(&v) = self.firmware.get(&name) {
                         config.firmware_version = v;
+                    }
+                    if let Some(cores) = self.cores {
+                        config.cores = cores;
+                    }
+                    if let Some(threads) = self.core_threads {
+                        config.core_threads = threads;
                     }
                     let sg1 = Sg1::attach(&fabric, id, config)
                         .map_err(|e| MachineError::Device(name, e.to_string()))?;
@@ -148,6 +175,8 @@ impl Machine {
             config: config.clone(),
             firmware: HashMap::new(),
             params: DriverParams::default(),
+            cores: None,
+            core_threads: None,
         }
     }
 

@@ -16,7 +16,7 @@ use sagrada::accel::{DMA0, DMA1, Device, HostMemory};
 use sagrada_hw_accel_abi::packet::{DmaDir, MsgOp, Packet};
 use sagrada_sys::Errno;
 
-/// The reserved `LAUNCH` opcode with a one-dword length: a header no engine accepts.
+/// A `LAUNCH` header with a one-dword length (a launch has 13): no engine accepts it.
 const LAUNCH_HEADER: u32 = 0x0001_0010;
 
 /// Submits a command buffer of raw bytes on `queue` through the CS ioctl itself (the
@@ -177,7 +177,7 @@ fn a_bad_packet_aborts_with_einval_at_its_offset_and_spares_the_other_context() 
     let bystander = Bystander::new(&b, 0x22);
 
     let (gate, copy_in) = bystander.before();
-    // NOP, NOP, then the reserved LAUNCH opcode at byte 8.
+    // NOP, NOP, then the malformed LAUNCH header at byte 8.
     let bad = submit_raw(
         &a,
         DMA0,

@@ -1,12 +1,14 @@
 //! What the runtime's tests share: machines, test data, and short ways to run, wait
-//! for and judge submissions, query the device and reach the CS ioctl raw.
+//! for and judge submissions, query the device and reach the CS ioctl raw, and to put
+//! f32 tensors on the device and read them back.
 // Each test file is its own crate and uses only some of these.
 #![allow(dead_code)]
 
 use std::time::Duration;
 
 use sagrada::Machine;
-use sagrada::accel::{CsOutcome, DMA1, Device, HostMemory};
+use sagrada::accel::{CsOutcome, DMA1, Device, DeviceMemory, HostMemory};
+use sagrada::kernel::{ElemKind, Tensor};
 use sagrada_hw_accel_abi::packet::{MsgOp, Packet};
 use sagrada_hw_fabric::{DEFAULT_MACHINE_TOML, TopologyConfig};
 use sagrada_kernel_accel::uapi::{
@@ -152,4 +154,60 @@ pub fn cs_raw(
     let r = p.ioctl_with(dev.fd(), SG1_IOCTL_CS, &mut args);
     p.munmap(mem, len).unwrap();
     (r, args)
+}
+
+/// A small deterministic generator of test data (xorshift64*).
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform in `[lo, hi)`.
+    pub fn f32_in(&mut self, lo: f32, hi: f32) -> f32 {
+        let unit = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
+        lo + (hi - lo) * unit
+    }
+
+    pub fn f32s(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+        (0..n).map(|_| self.f32_in(lo, hi)).collect()
+    }
+}
+
+/// Device memory holding `data`.
+pub fn upload_f32(dev: &Device<'_>, data: &[f32]) -> DeviceMemory {
+    let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let mem = dev.alloc(bytes.len().max(4) as u64, false).unwrap();
+    dev.upload(mem.va, &bytes).unwrap();
+    mem
+}
+
+/// `n` f32 values at the start of `mem`.
+pub fn download_f32(dev: &Device<'_>, mem: &DeviceMemory, n: usize) -> Vec<f32> {
+    let mut bytes = vec![0u8; n * 4];
+    dev.download(mem.va, &mut bytes).unwrap();
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect()
+}
+
+/// A dense f32 tensor of `shape` over `data`, on the device.
+pub fn f32_tensor(dev: &Device<'_>, data: &[f32], shape: &[u32]) -> (DeviceMemory, Tensor) {
+    let mem = upload_f32(dev, data);
+    let t = Tensor::new(&mem, ElemKind::F32, shape).unwrap();
+    (mem, t)
+}
+
+/// Whether two f32 slices hold the same bits.
+pub fn same_bits(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }

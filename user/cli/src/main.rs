@@ -7,6 +7,7 @@ mod bench_dma;
 mod demo;
 mod demo_p2p;
 mod info;
+mod isa_cmd;
 mod topo;
 
 use std::path::PathBuf;
@@ -87,6 +88,22 @@ enum Command {
         #[command(flatten)]
         machine: MachineArgs,
     },
+    /// Assemble SG1 assembly into a kernel binary (.sgb).
+    Asm {
+        /// The assembly source.
+        file: PathBuf,
+        /// Where to write the binary (default: FILE with the extension .sgb).
+        #[arg(short, long, value_name = "FILE.sgb")]
+        output: Option<PathBuf>,
+    },
+    /// Disassemble a kernel binary into assembly that reassembles to the same bytes.
+    Disasm {
+        /// The kernel binary.
+        file: PathBuf,
+        /// Where to write the assembly (default: standard output).
+        #[arg(short, long, value_name = "FILE.s")]
+        output: Option<PathBuf>,
+    },
     /// Benchmarks, each printed beside its reference measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -140,6 +157,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Topo { machine, .. } => topo::run(&machine.config()?),
         Command::Info { machine } => info::run(&machine.config()?),
         Command::Demo { machine } => demo::run(&machine.config()?),
+        Command::Asm { file, output } => isa_cmd::asm(&file, output.as_deref()),
+        Command::Disasm { file, output } => isa_cmd::disasm(&file, output.as_deref()),
         Command::Bench {
             which: BenchCommand::Fabric { size, iterations },
         } => bench::fabric(size, iterations),

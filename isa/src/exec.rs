@@ -43,6 +43,7 @@
 pub mod float;
 mod interp;
 mod mem;
+pub mod workloads;
 
 use std::fmt;
 use std::ops::Range;

@@ -56,28 +56,55 @@ fn put(d: &mut Lanes, r: &Lanes, m: u64) {
     }
 }
 
-/// `d = f(a)` per lane, under `m`.
+/// Lanes a lane-wise operation computes at a time: few enough to stay in host vector
+/// registers, so no 256-byte temporary is copied (which costs more than the arithmetic).
+const CHUNK: usize = 16;
+
+/// Writes `r`, lanes `k..k + CHUNK` of a result, into `d` under `m`.
+#[inline(always)]
+fn put_chunk(d: &mut Lanes, k: usize, r: &[u32; CHUNK], m: u64) {
+    let bits = (m >> k) as u16;
+    let d = &mut d[k..k + CHUNK];
+    if bits == u16::MAX {
+        d.copy_from_slice(r);
+    } else {
+        for (j, (d, &r)) in d.iter_mut().zip(r).enumerate() {
+            if bits >> j & 1 != 0 {
+                *d = r;
+            }
+        }
+    }
+}
+
+/// `d = f(a)` per lane, under `m`. Lane-wise: each chunk of lanes is read before the
+/// same lanes of `d` are written, so `d` may be `a`.
 #[inline(never)]
 fn v1(v: &mut Vregs, m: u64, d: VReg, a: VReg, f: impl Fn(u32) -> u32) {
-    let x = &v[vi(a)];
-    let r: Lanes = std::array::from_fn(|i| f(x[i]));
-    put(&mut v[vi(d)], &r, m);
+    for k in (0..LANES).step_by(CHUNK) {
+        let x = &v[vi(a)];
+        let r: [u32; CHUNK] = std::array::from_fn(|j| f(x[k + j]));
+        put_chunk(&mut v[vi(d)], k, &r, m);
+    }
 }
 
-/// `d = f(a, b)` per lane, under `m`.
+/// `d = f(a, b)` per lane, under `m` (lane-wise, as [`v1`]).
 #[inline(never)]
 fn v2(v: &mut Vregs, m: u64, d: VReg, a: VReg, b: VReg, f: impl Fn(u32, u32) -> u32) {
-    let (x, y) = (&v[vi(a)], &v[vi(b)]);
-    let r: Lanes = std::array::from_fn(|i| f(x[i], y[i]));
-    put(&mut v[vi(d)], &r, m);
+    for k in (0..LANES).step_by(CHUNK) {
+        let (x, y) = (&v[vi(a)], &v[vi(b)]);
+        let r: [u32; CHUNK] = std::array::from_fn(|j| f(x[k + j], y[k + j]));
+        put_chunk(&mut v[vi(d)], k, &r, m);
+    }
 }
 
-/// `d = f(a, b, c)` per lane, under `m`.
+/// `d = f(a, b, c)` per lane, under `m` (lane-wise, as [`v1`]).
 #[inline(never)]
 fn v3(v: &mut Vregs, m: u64, d: VReg, [a, b, c]: [VReg; 3], f: impl Fn(u32, u32, u32) -> u32) {
-    let (x, y, z) = (&v[vi(a)], &v[vi(b)], &v[vi(c)]);
-    let r: Lanes = std::array::from_fn(|i| f(x[i], y[i], z[i]));
-    put(&mut v[vi(d)], &r, m);
+    for k in (0..LANES).step_by(CHUNK) {
+        let (x, y, z) = (&v[vi(a)], &v[vi(b)], &v[vi(c)]);
+        let r: [u32; CHUNK] = std::array::from_fn(|j| f(x[k + j], y[k + j], z[k + j]));
+        put_chunk(&mut v[vi(d)], k, &r, m);
+    }
 }
 
 /// `d = f(lane index)` per lane, under `m`.

@@ -21,7 +21,7 @@
 use std::cell::Cell;
 use std::ops::Range;
 use std::sync::atomic::AtomicU32;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use sagrada_hw_accel_abi::CORE_CLOCK_MHZ;
@@ -357,13 +357,15 @@ fn at_offset(target: Target, n: u64) -> Target {
 
 /// Global memory as one core sees it during one launch.
 ///
-/// Translations are cached per 4 KiB page for the launch (and dropped with it): the
-/// SG1's cores do not see page-table changes made while a launch runs.
+/// Translations are cached per 4 KiB page for the launch (and dropped with it, or at
+/// an `MMU.INVALIDATE`, which waits for the accesses in progress).
 struct CoreMem<'a> {
     dev: &'a Core,
     job: &'a LaunchJob,
     core: u32,
     tlb: [TlbEntry; TLB_ENTRIES],
+    /// The device's `tlb_epoch` the cached translations were made under.
+    tlb_epoch: u64,
     /// Bytes moved to or from HBM.
     hbm_bytes: u64,
     /// Device time of host accesses, as the fabric reports it.
@@ -379,6 +381,7 @@ impl<'a> CoreMem<'a> {
             job,
             core,
             tlb: [NO_ENTRY; TLB_ENTRIES],
+            tlb_epoch: dev.tlb_epoch.load(Acquire),
             hbm_bytes: 0,
             host_ns: 0,
             refused: None,
@@ -442,6 +445,17 @@ impl<'a> CoreMem<'a> {
         }
     }
 
+    /// Drops the cached translations if the MMU was invalidated since they were made.
+    /// Called with `core_access` held, so no invalidation completes until the access
+    /// that follows has.
+    fn check_tlb(&mut self) {
+        let epoch = self.dev.tlb_epoch.load(Acquire);
+        if epoch != self.tlb_epoch {
+            self.tlb = [NO_ENTRY; TLB_ENTRIES];
+            self.tlb_epoch = epoch;
+        }
+    }
+
     /// The address of the fabric's refusal inside a host run at `va`.
     fn refused_at(va: u64, iova: u64, len: u64, err: &DmaError) -> u64 {
         match err {
@@ -453,6 +467,12 @@ impl<'a> CoreMem<'a> {
 
 impl GlobalMemory for CoreMem<'_> {
     fn read(&mut self, va: u64, buf: &mut [u8]) -> Result<(), MemFault> {
+        let dev = self.dev;
+        let _access = dev
+            .core_access
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.check_tlb();
         let mut done = 0usize;
         while done < buf.len() {
             let left = (buf.len() - done) as u64;
@@ -485,6 +505,12 @@ impl GlobalMemory for CoreMem<'_> {
     }
 
     fn write(&mut self, va: u64, data: &[u8]) -> Result<(), MemFault> {
+        let dev = self.dev;
+        let _access = dev
+            .core_access
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.check_tlb();
         let mut done = 0usize;
         while done < data.len() {
             let left = (data.len() - done) as u64;

@@ -14,7 +14,7 @@
 
 use std::sync::atomic::Ordering::{Acquire, Release};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, Weak};
 use std::thread::{self, JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
 
@@ -285,6 +285,8 @@ pub(crate) struct After {
     /// A reset to perform: `Some(true)` for a hard one.
     reset: Option<bool>,
     scrub: bool,
+    /// `MMU.INVALIDATE` was written: drop the cores' translations.
+    invalidate: bool,
 }
 
 /// An MMU fault, as the `MMU.FAULT_*` registers record it.
@@ -333,6 +335,13 @@ pub(crate) struct Core {
     pub(crate) fw_cv: Condvar,
     threads: Mutex<Threads>,
     live_threads: AtomicUsize,
+    /// The compute cores' translation caches are valid while this is unchanged:
+    /// `MMU.INVALIDATE` bumps it.
+    pub(crate) tlb_epoch: AtomicU64,
+    /// Held shared by a core for each global-memory access (translation and data);
+    /// `MMU.INVALIDATE` takes it exclusively once, after bumping `tlb_epoch`, so that
+    /// when the write returns no access with a stale translation is still going on.
+    pub(crate) core_access: RwLock<()>,
 }
 
 /// Serves BAR0. It holds the device weakly: the fabric keeps its handlers forever,
@@ -425,6 +434,8 @@ impl Core {
             fw_cv: Condvar::new(),
             threads: Mutex::new(Threads::default()),
             live_threads: AtomicUsize::new(0),
+            tlb_epoch: AtomicU64::new(0),
+            core_access: RwLock::new(()),
         })
     }
 
@@ -686,8 +697,9 @@ impl Core {
         } else if let Some((_, r)) = locate(&mmu::BLOCK, off) {
             match r {
                 mmu::FAULT_STATUS => st.mmu.status &= !value,
-                // No TLB: nothing is cached, so an invalidation is complete at once.
-                mmu::INVALIDATE => {}
+                // The engines walk the tables on every access; the cores' caches are
+                // dropped after the state lock is released (a core's access may need it).
+                mmu::INVALIDATE => after.invalidate = true,
                 _ => {}
             }
         } else if let Some((i, r)) = locate(&mmu_hop0::BLOCK, off) {
@@ -786,6 +798,16 @@ impl Core {
 
     /// Does what a register write left to do outside the lock.
     pub(crate) fn run_after(self: &Arc<Self>, after: After) {
+        if after.invalidate {
+            // Every core's next access re-walks the tables; waiting for the accesses
+            // in progress makes the invalidation complete when the write returns.
+            self.tlb_epoch.fetch_add(1, Release);
+            drop(
+                self.core_access
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner),
+            );
+        }
         for (addr, data) in after.payloads {
             self.write_payload(addr, data);
         }

@@ -14,10 +14,11 @@
 //!   thread; it boots at attach and after a hard reset.
 //! - **MMU**: ASID 0 physical (HBM below its size, host DMA addresses with bit 63), the
 //!   other ASIDs through 4-level page tables in HBM with 4 KiB and 2 MiB leaves and
-//!   host leaves; faults recorded in the `MMU.FAULT_*` registers with an interrupt. No
-//!   TLB: every access of an engine walks the tables, so `INVALIDATE` completes at
-//!   once. The compute cores cache translations, per 4 KiB page, for the duration of
-//!   one launch.
+//!   host leaves; faults recorded in the `MMU.FAULT_*` registers with an interrupt. The
+//!   engines cache nothing (every access walks the tables); the compute cores cache
+//!   translations per 4 KiB page for a launch, and `INVALIDATE` drops them, waiting
+//!   for the accesses in progress, so that a running launch never reaches a page
+//!   unmapped before the write returned.
 //! - **Queues and engines**: DMA0, DMA1 and COMPUTE each run job entries from a ring in
 //!   host memory: the command buffer is read through the MMU and its packets executed
 //!   in order (`NOP`, `WREG32`, `LIN_DMA` in all four directions, `MSG`, `WAIT`,

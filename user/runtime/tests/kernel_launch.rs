@@ -407,3 +407,49 @@ fn a_compute_stream_orders_launches_after_copies() {
     assert!(e.to_string().contains("only the compute queue"), "{e}");
     let _ = xm;
 }
+
+/// Stores an ever-growing count to the start of its tensor, for ever.
+const SPIN_STORE: &str = "\
+.kernel spin_store
+.arg tensor dst u32
+        li      s10, 0
+again:
+        addi    s10, s10, 1
+        vbcast  v0, s10
+        stt.b32 v0, dst, s4         # at coordinates (s4, s5, s6, s7) = 0
+        beq     s0, s0, again
+";
+
+#[test]
+fn memory_freed_under_a_running_launch_is_out_of_its_reach_at_once() {
+    // The cores cache translations; the unmap's MMU invalidation must reach them
+    // before the pages can go to another context.
+    // (Without that, this launch would store for ever, into whoever's page it became.)
+    let m = machine();
+    let pa = m.process("freer");
+    let a = Device::open(&pa, 0).unwrap();
+    let k = Kernel::assemble(&a, SPIN_STORE, "spin_store.s").unwrap();
+    let mem = a.alloc(2 << 20, false).unwrap();
+    let va = mem.va;
+    let t = Tensor::new(&mem, ElemKind::U32, &[64]).unwrap();
+    let seq = a.launch(&k, &[1], &Args::new().arg(t)).unwrap();
+    // Running, with the page in its translation cache, once the count shows.
+    let mut word = [0u8; 4];
+    while word == [0; 4] {
+        std::thread::sleep(Duration::from_millis(1));
+        a.download(va, &mut word).unwrap();
+        let outcome = a.wait(seq, Duration::ZERO).unwrap();
+        assert_eq!(
+            outcome,
+            CsOutcome::Busy,
+            "the launch ended before it stored"
+        );
+    }
+    a.free(mem).unwrap();
+    // The launch's next store faults instead of landing in the freed page.
+    let f = expect_fault(a.wait_launch(&k, seq));
+    assert_eq!(
+        (f.pc, f.cause, f.info, f.write),
+        (3, FaultCode::Mmu, Some(va), true)
+    );
+}

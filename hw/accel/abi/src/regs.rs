@@ -125,10 +125,10 @@ block! {
     /// (physical addressing).
     mmu: "MMU" @ 0x03000 {
         /// Writing an ASID (or `0xffff_ffff` for all) drops cached translations. The
-        /// SG1 keeps no TLB, so this completes at once; drivers write it anyway after
-        /// changing page tables, as the protocol requires. The compute cores cache
-        /// translations for the duration of one `LAUNCH`, which this does not reach:
-        /// the driver must not change mappings a running launch uses.
+        /// engines cache none; the compute cores' caches are dropped (all of them,
+        /// whatever the ASID), and the write completes only once every core access
+        /// that used an old translation has: after it, no access of a running launch
+        /// reaches a page through a mapping that was removed before it.
         INVALIDATE @ 0x000 : Wo = 0x0;
         /// Fault record state.
         FAULT_STATUS @ 0x004 : W1c = 0x0 {

@@ -3,11 +3,13 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod bench_compute;
 mod bench_dma;
 mod demo;
 mod demo_p2p;
 mod info;
 mod isa_cmd;
+mod run_cmd;
 mod topo;
 
 use std::path::PathBuf;
@@ -104,6 +106,9 @@ enum Command {
         #[arg(short, long, value_name = "FILE.s")]
         output: Option<PathBuf>,
     },
+    /// Run a kernel (.sgb, or .s assembled on the fly) on an SG1 and print its outputs
+    /// and per-core counters.
+    Run(run_cmd::RunArgs),
     /// Benchmarks, each printed beside its reference measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -132,6 +137,11 @@ enum BenchCommand {
         #[arg(long, default_value_t = 9)]
         iterations: usize,
     },
+    /// f32 GEMM on the compute cores (kernels/gemm.s) against native single-thread sgemm.
+    Gemm(bench_compute::GemmArgs),
+    /// One compute core's interpreter: scalar instructions/s and vmad lane-ops/s
+    /// against the same work done natively.
+    Core(bench_compute::CoreArgs),
 }
 
 fn main() -> ExitCode {
@@ -165,5 +175,12 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench {
             which: BenchCommand::Dma { size, iterations },
         } => bench_dma::dma(size, iterations),
+        Command::Run(args) => run_cmd::run(&args),
+        Command::Bench {
+            which: BenchCommand::Gemm(args),
+        } => bench_compute::gemm(&args),
+        Command::Bench {
+            which: BenchCommand::Core(args),
+        } => bench_compute::core(&args),
     }
 }

@@ -133,16 +133,7 @@ impl<'p> GemmDevice<'p> {
                 .run_kernel(&self.kernel, &[n.div_ceil(64), n.div_ceil(64)], &self.args)?;
         let t = start.elapsed();
         let after = self.dev.core_counters()?;
-        let mut sum = CoreCounters::default();
-        for (x, y) in after.iter().zip(&before) {
-            let d = x.since(y);
-            sum.instructions += d.instructions;
-            sum.lane_ops += d.lane_ops;
-            sum.global_bytes += d.global_bytes;
-            sum.scratch_bytes += d.scratch_bytes;
-            sum.invocations += d.invocations;
-            sum.busy_ns += d.busy_ns;
-        }
+        let sum = after.iter().zip(&before).map(|(x, y)| x.since(y)).sum();
         Ok((t, report.device_time_ns, sum))
     }
 

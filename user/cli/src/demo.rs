@@ -231,7 +231,10 @@ pub fn run(config: &TopologyConfig) -> Result<()> {
     );
     crate::demo_p2p::run(config)?;
 
-    heading(6, "The SG1s");
+    heading(6, "A kernel in SG1 assembly on the compute cores");
+    crate::demo_compute::run(&machine)?;
+
+    heading(7, "The SG1s");
     print!(
         "{}",
         crate::info::render(&machine, &machine.process("sagrada-info"))?

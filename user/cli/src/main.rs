@@ -6,6 +6,7 @@ mod bench;
 mod bench_compute;
 mod bench_dma;
 mod demo;
+mod demo_compute;
 mod demo_p2p;
 mod info;
 mod isa_cmd;

@@ -731,7 +731,7 @@ fn render_tensor(name: &str, elem: ElemKind, shape: &[u32], bytes: &[u8]) -> Str
 }
 
 /// The per-core counter table with its total.
-fn render_counters(counters: &[CoreCounters]) -> String {
+pub(crate) fn render_counters(counters: &[CoreCounters]) -> String {
     let header = [
         "core",
         "invocations",
@@ -757,16 +757,7 @@ fn render_counters(counters: &[CoreCounters]) -> String {
         .enumerate()
         .map(|(i, c)| row(i.to_string(), c))
         .collect();
-    let total = counters
-        .iter()
-        .fold(CoreCounters::default(), |t, c| CoreCounters {
-            instructions: t.instructions + c.instructions,
-            lane_ops: t.lane_ops + c.lane_ops,
-            global_bytes: t.global_bytes + c.global_bytes,
-            scratch_bytes: t.scratch_bytes + c.scratch_bytes,
-            invocations: t.invocations + c.invocations,
-            busy_ns: t.busy_ns + c.busy_ns,
-        });
+    let total: CoreCounters = counters.iter().copied().sum();
     rows.push(row("total".into(), &total));
     let widths: Vec<usize> = (0..header.len())
         .map(|i| {

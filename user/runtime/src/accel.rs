@@ -92,6 +92,28 @@ impl CoreCounters {
     }
 }
 
+impl std::ops::Add for CoreCounters {
+    type Output = CoreCounters;
+
+    /// Both counts together (of two cores, say), each wrapping as the registers do.
+    fn add(self, o: CoreCounters) -> CoreCounters {
+        CoreCounters {
+            instructions: self.instructions.wrapping_add(o.instructions),
+            lane_ops: self.lane_ops.wrapping_add(o.lane_ops),
+            global_bytes: self.global_bytes.wrapping_add(o.global_bytes),
+            scratch_bytes: self.scratch_bytes.wrapping_add(o.scratch_bytes),
+            invocations: self.invocations.wrapping_add(o.invocations),
+            busy_ns: self.busy_ns.wrapping_add(o.busy_ns),
+        }
+    }
+}
+
+impl std::iter::Sum for CoreCounters {
+    fn sum<I: Iterator<Item = CoreCounters>>(iter: I) -> CoreCounters {
+        iter.fold(CoreCounters::default(), |a, b| a + b)
+    }
+}
+
 impl From<&CoreInfo> for CoreCounters {
     fn from(c: &CoreInfo) -> Self {
         CoreCounters {

@@ -45,7 +45,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 use sagrada::Machine;
 use sagrada::accel::{CoreCounters, Device, DeviceMemory};
-use sagrada::kernel::{ArgDecl, ArgKind, ArgValue, Args, ElemKind, Kernel, KernelBinary, Tensor};
+use sagrada::kernel::{
+    ArgDecl, ArgKind, ArgValue, Args, ElemKind, Kernel, KernelBinary, Tensor, signature,
+};
 use sagrada_hw_accel_abi::NUM_CORES;
 use sagrada_isa::DIMS;
 use sagrada_isa::asm::assemble_all_errors;
@@ -394,24 +396,6 @@ fn arg_text(given: &[String], name: &str) -> String {
         .find(|t| t.split_once('=').is_some_and(|(n, _)| n == name))
         .cloned()
         .unwrap_or_else(|| name.to_owned())
-}
-
-/// `a: tensor f32, alpha: f32`, as the runtime words a signature.
-fn signature(decls: &[ArgDecl]) -> String {
-    if decls.is_empty() {
-        return "none".into();
-    }
-    let parts: Vec<String> = decls
-        .iter()
-        .map(|d| match d.kind {
-            ArgKind::Tensor(ElemKind::Any) => format!("{}: tensor", d.name),
-            ArgKind::Tensor(e) => format!("{}: tensor {}", d.name, e.name()),
-            ArgKind::I32 => format!("{}: i32", d.name),
-            ArgKind::U32 => format!("{}: u32", d.name),
-            ArgKind::F32 => format!("{}: f32", d.name),
-        })
-        .collect();
-    parts.join(", ")
 }
 
 fn check_tensor_name(binary: &KernelBinary, tensors: &[&str], name: &str) -> Result<()> {

@@ -1,47 +1,10 @@
 //! `sagrada asm` and `sagrada disasm`, run as a user runs them.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-/// A scratch directory for one test, removed when dropped.
-struct Scratch(PathBuf);
+mod common;
 
-impl Scratch {
-    fn new(test: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("sagrada-cli-{test}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn sagrada(args: &[&Path]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sagrada"))
-        .args(args)
-        .output()
-        .expect("run sagrada")
-}
-
-#[track_caller]
-fn ok(args: &[&Path]) -> String {
-    let out = sagrada(args);
-    assert!(
-        out.status.success(),
-        "sagrada {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use common::{Scratch, ok, sagrada};
 
 const SAXPY: &str = "\
 # y = a * x + y, one row of 64 per invocation

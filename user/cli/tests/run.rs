@@ -3,65 +3,15 @@
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-/// A scratch directory for one test, removed when dropped.
-struct Scratch(PathBuf);
+mod common;
 
-impl Scratch {
-    fn new(test: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("sagrada-cli-{test}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::{Scratch, fails, ok};
 
 fn kernel(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../kernels")
         .join(name)
-}
-
-fn sagrada<S: AsRef<OsStr>>(args: &[S]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sagrada"))
-        .args(args)
-        .output()
-        .expect("run sagrada")
-}
-
-/// Runs `sagrada ARGS`, which must succeed; its standard output.
-#[track_caller]
-fn ok<S: AsRef<OsStr> + std::fmt::Debug>(args: &[S]) -> String {
-    let out = sagrada(args);
-    assert!(
-        out.status.success(),
-        "sagrada {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// Runs `sagrada ARGS`, which must fail; its standard error.
-#[track_caller]
-fn fails<S: AsRef<OsStr> + std::fmt::Debug>(args: &[S]) -> String {
-    let out = sagrada(args);
-    assert!(
-        !out.status.success(),
-        "sagrada {args:?} succeeded: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8(out.stderr).unwrap()
 }
 
 /// `run KERNEL` followed by `rest`, as strings.

@@ -539,7 +539,8 @@ pub fn kind_name(kind: ArgKind) -> String {
     }
 }
 
-fn signature(decls: &[ArgDecl]) -> String {
+/// A kernel's arguments as `name: kind, ...` (`none` if it takes none), for messages.
+pub fn signature(decls: &[ArgDecl]) -> String {
     let parts: Vec<String> = decls
         .iter()
         .map(|d| match d.kind {

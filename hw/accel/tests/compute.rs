@@ -888,13 +888,7 @@ fn every_fault_kind_is_a_core_fault_with_its_code_pc_core_and_detail() {
 fn the_lowest_faulting_core_is_reported_whatever_the_timing() {
     for threads in [1, 3] {
         let bench = Bench::new();
-        let d = bench.sg1_with(
-            "accel0",
-            Sg1Config {
-                core_threads: threads,
-                ..Sg1Config::default()
-            },
-        );
+        let d = accel0_on_threads(&bench, threads);
         d.setup();
         let mut sp = Space::new(&d, 1);
         // Points 5 (core 2) and 13 (core 6) of 16 divide by zero; core 6 gets there
@@ -1063,13 +1057,7 @@ fn a_hard_reset_stops_every_core_before_it_scrubs_the_hbm() {
     let bench = Bench::new();
     // A thread per core: cores sharing a thread run one after the other, and these
     // never end.
-    let d = bench.sg1_with(
-        "accel0",
-        Sg1Config {
-            core_threads: 8,
-            ..Sg1Config::default()
-        },
-    );
+    let d = accel0_on_threads(&bench, 8);
     d.setup();
     let mut sp = Space::new(&d, 1);
     let (out_va, out_pa) = sp.put(&[0; 512 * 4]);
@@ -1265,13 +1253,7 @@ fn launch_on_a_dma_queue_is_a_bad_packet_and_the_compute_queue_runs_every_packet
 /// returns everything they produced: the outputs and every core's counters.
 fn outputs_with_threads(threads: usize) -> (Vec<u8>, Vec<Counters>) {
     let bench = Bench::new();
-    let d = bench.sg1_with(
-        "accel0",
-        Sg1Config {
-            core_threads: threads,
-            ..Sg1Config::default()
-        },
-    );
+    let d = accel0_on_threads(&bench, threads);
     d.setup();
     let mut sp = Space::new(&d, 1);
     let mut out = Vec::new();
@@ -1341,4 +1323,15 @@ fn the_core_count_is_configurable_and_checked() {
             "{err}"
         );
     }
+}
+
+/// `accel0` with its cores on `threads` host threads, otherwise the default SG1.
+fn accel0_on_threads(bench: &Bench, threads: usize) -> Dev {
+    bench.sg1_with(
+        "accel0",
+        Sg1Config {
+            core_threads: threads,
+            ..Sg1Config::default()
+        },
+    )
 }

@@ -1,0 +1,6 @@
+//! The emulated RDMA NIC (placeholder while the model is written).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod wire;

@@ -10,7 +10,7 @@
 //! [`sagrada_hw_rnic_abi::queue`] (re-exported as [`queue`]).
 
 use sagrada_kernel_core::ioctl::{ior, iow, iowr};
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 pub use sagrada_hw_rnic_abi::cmd::{DeviceCaps as DeviceAttr, PortAttr, QpAttr};
 pub use sagrada_hw_rnic_abi::{queue, regs, verbs};
@@ -24,7 +24,7 @@ pub const UAR_MMAP_OFFSET: u64 = 0;
 macro_rules! uapi_struct {
     ($(#[$m:meta])* pub struct $name:ident { $($(#[$fm:meta])* pub $f:ident : $t:ty,)* }) => {
         $(#[$m])*
-        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable)]
         #[repr(C)]
         pub struct $name { $($(#[$fm])* pub $f: $t,)* }
     };

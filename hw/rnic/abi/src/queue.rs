@@ -111,8 +111,11 @@ pub struct Cqe {
     pub wc_flags: u8,
     /// Reserved.
     pub pad0: u8,
+    /// The free-running index of the WQE this entry completes. A send completion also
+    /// frees the slots of the unsignaled WQEs before it.
+    pub wqe_counter: u32,
     /// Reserved.
-    pub pad: [u8; 31],
+    pub pad: [u8; 27],
     /// Ownership: written last (see the module doc).
     pub owner: u8,
 }

@@ -45,15 +45,15 @@ use std::time::Instant;
 
 use sagrada_hw_fabric::{DeviceId, EndpointKind, Fabric, FunctionKind, Iova, MmioHandler};
 use sagrada_hw_rnic_abi::cmd::{self, CmdIn, CmdOut, CmdStatus};
-use sagrada_hw_rnic_abi::verbs::{PortState, QpState, QpType, attr_mask, access};
 use sagrada_hw_rnic_abi::regs;
+use sagrada_hw_rnic_abi::verbs::{PortState, QpState, QpType, access, attr_mask};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 pub use regs::Counter;
 
 use link::{Carrier, Frame, InMemoryLink, LinkFaults, Receiver};
 use objects::{Cq, EventQueue, Mkey, Table, Translation};
-use transport::{Cx, Qp, Ring};
+use transport::{Cx, Qp};
 
 /// How a NIC is built.
 #[derive(Clone, Debug)]
@@ -184,7 +184,11 @@ impl Rnic {
     ///
     /// [`RnicError::NotARnic`] if `dev` is not an RDMA NIC endpoint,
     /// [`RnicError::Bar0Taken`] if BAR0 already has a model.
-    pub fn attach(fabric: &Arc<Fabric>, dev: DeviceId, config: RnicConfig) -> Result<Arc<Rnic>, RnicError> {
+    pub fn attach(
+        fabric: &Arc<Fabric>,
+        dev: DeviceId,
+        config: RnicConfig,
+    ) -> Result<Arc<Rnic>, RnicError> {
         match fabric.try_function(dev).map(|f| f.kind) {
             Some(FunctionKind::Endpoint(EndpointKind::Rnic)) => {}
             _ => return Err(RnicError::NotARnic(dev)),
@@ -238,8 +242,12 @@ impl Rnic {
     /// Cables two NICs' ports together with an in-memory link. Returns the fault
     /// injection of each direction (`a → b`, `b → a`).
     pub fn connect(a: &Rnic, b: &Rnic) -> (Arc<LinkFaults>, Arc<LinkFaults>) {
-        let to_b = Arc::new(InMemoryLink::new(Arc::downgrade(&b.shared) as Weak<dyn Receiver>));
-        let to_a = Arc::new(InMemoryLink::new(Arc::downgrade(&a.shared) as Weak<dyn Receiver>));
+        let to_b = Arc::new(InMemoryLink::new(
+            Arc::downgrade(&b.shared) as Weak<dyn Receiver>
+        ));
+        let to_a = Arc::new(InMemoryLink::new(
+            Arc::downgrade(&a.shared) as Weak<dyn Receiver>
+        ));
         let faults = (to_b.faults().clone(), to_a.faults().clone());
         a.shared.plug(to_b);
         b.shared.plug(to_a);
@@ -338,9 +346,7 @@ impl Shared {
         let v = match off {
             regs::ID => sagrada_hw_rnic_abi::ID_VALUE,
             regs::VERSION => sagrada_hw_rnic_abi::ABI_VERSION,
-            regs::CAPS => {
-                regs::CAP_ATOMIC | if self.config.odp { regs::CAP_ODP } else { 0 }
-            }
+            regs::CAPS => regs::CAP_ATOMIC | if self.config.odp { regs::CAP_ODP } else { 0 },
             regs::PORT_STATE => self.port_state() as u32,
             regs::CMD_IN_LO => lock(&self.inner).cmd_in as u32,
             regs::CMD_IN_HI => (lock(&self.inner).cmd_in >> 32) as u32,
@@ -471,7 +477,9 @@ impl Shared {
         let result = match fabric.dma_read(self.dev, Iova(cmd_in), &mut input) {
             Err(_) => Err(CmdStatus::DmaError),
             Ok(_) => {
-                let hdr = CmdIn::read_from_prefix(&input).map(|(h, _)| h).unwrap_or_default();
+                let hdr = CmdIn::read_from_prefix(&input)
+                    .map(|(h, _)| h)
+                    .unwrap_or_default();
                 let len = (hdr.len as usize).min(cmd::MAILBOX_SIZE - 8);
                 self.execute(&fabric, &mut inner, hdr.opcode, &input[8..8 + len])
             }
@@ -525,6 +533,13 @@ impl Shared {
                     _ => return Err(CmdStatus::BadResource),
                 }
                 inner.mkeys.remove(h.id >> 8);
+                // Work stalled on a fault of this key finds it gone and fails.
+                for qp in inner.qps.values_mut() {
+                    qp.resume(h.id);
+                }
+                let qpns: Vec<u32> = inner.qps.keys().copied().collect();
+                inner.ready.extend(qpns);
+                self.kick(|_| {});
                 Ok(Vec::new())
             }
             cmd::CMD_INVALIDATE_MKEY => {
@@ -654,7 +669,12 @@ impl Shared {
             .collect())
     }
 
-    fn check_layout(length: u64, page_shift: u32, page_offset: u64, npages: u32) -> Result<(), CmdStatus> {
+    fn check_layout(
+        length: u64,
+        page_shift: u32,
+        page_offset: u64,
+        npages: u32,
+    ) -> Result<(), CmdStatus> {
         if !(12..=30).contains(&page_shift) || npages > (1 << 22) {
             return Err(CmdStatus::BadParam);
         }
@@ -687,10 +707,18 @@ impl Shared {
             if c.npages != 0 {
                 return Err(CmdStatus::BadParam);
             }
-            (Vec::new(), Translation::Invalid { fault_raised: false })
+            (
+                Vec::new(),
+                Translation::Invalid {
+                    fault_raised: false,
+                },
+            )
         } else {
             Self::check_layout(c.length, c.page_shift, c.page_offset, c.npages)?;
-            (self.read_pages(fabric, c.pas, c.npages)?, Translation::Valid)
+            (
+                self.read_pages(fabric, c.pas, c.npages)?,
+                Translation::Valid,
+            )
         };
         let mkey = Mkey {
             key: 0,
@@ -727,7 +755,10 @@ impl Shared {
             (Vec::new(), Translation::Revoked)
         } else {
             Self::check_layout(length, u.page_shift, u.page_offset, u.npages)?;
-            (self.read_pages(fabric, u.pas, u.npages)?, Translation::Valid)
+            (
+                self.read_pages(fabric, u.pas, u.npages)?,
+                Translation::Valid,
+            )
         };
         if let Some(m) = inner.mkeys.get_mut(u.key >> 8) {
             m.pages = pages;
@@ -753,7 +784,10 @@ impl Shared {
         if c.log_sq_size > max_log || c.log_rq_size > max_log || c.uar >= abi::NUM_UARS {
             return Err(CmdStatus::BadParam);
         }
-        if !inner.pds.contains(c.pdn) || !inner.cqs.contains(c.send_cqn) || !inner.cqs.contains(c.recv_cqn) {
+        if !inner.pds.contains(c.pdn)
+            || !inner.cqs.contains(c.send_cqn)
+            || !inner.cqs.contains(c.recv_cqn)
+        {
             return Err(CmdStatus::BadResource);
         }
         if inner.qps.len() as u32 >= abi::MAX_QP - 2 {
@@ -764,22 +798,7 @@ impl Shared {
             qpn = (qpn + 1) & 0x00ff_ffff;
         }
         inner.next_qpn = (qpn + 1) & 0x00ff_ffff;
-        let qp = Qp::new(
-            qpn,
-            c.pdn,
-            c.send_cqn,
-            c.recv_cqn,
-            c.uar,
-            c.sq_sig_all != 0,
-            Ring {
-                base: c.sq,
-                log_size: c.log_sq_size,
-            },
-            Ring {
-                base: c.rq,
-                log_size: c.log_rq_size,
-            },
-        );
+        let qp = Qp::new(qpn, &c);
         inner.qps.insert(qpn, qp);
         answer(&cmd::Handle { id: qpn, pad: 0 })
     }
@@ -901,7 +920,13 @@ impl Shared {
                         return;
                     }
                     let due = next_deadline.is_some_and(|d| Instant::now() >= d);
-                    if !p.rx.is_empty() || !p.doorbells.is_empty() || p.kick || due || !p.events.is_empty() || !p.fire.is_empty() {
+                    if !p.rx.is_empty()
+                        || !p.doorbells.is_empty()
+                        || p.kick
+                        || due
+                        || !p.events.is_empty()
+                        || !p.fire.is_empty()
+                    {
                         break;
                     }
                     p = match next_deadline {
@@ -926,7 +951,8 @@ impl Shared {
             let Some(fabric) = self.fabric.upgrade() else {
                 return;
             };
-            let (again, deadline) = self.step(&fabric, frames, doorbells, events, fire, &mut scratch);
+            let (again, deadline) =
+                self.step(&fabric, frames, doorbells, events, fire, &mut scratch);
             next_deadline = deadline;
             if again {
                 lock(&self.pending).kick = true;
@@ -1052,7 +1078,9 @@ impl Shared {
                 });
             }
         }
-        inner.counters.add(Counter::TxPackets, frames_out.len() as u64);
+        inner
+            .counters
+            .add(Counter::TxPackets, frames_out.len() as u64);
         inner.counters.add(Counter::TxBytes, tx_bytes);
         // Completion events of armed CQs.
         let mut msis = Vec::new();

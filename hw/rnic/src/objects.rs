@@ -88,9 +88,8 @@ impl Mkey {
         if need & !self.access != 0 {
             return Err(MemError::Access);
         }
-        let in_range = addr >= self.iova
-            && len <= self.length
-            && addr - self.iova <= self.length - len;
+        let in_range =
+            addr >= self.iova && len <= self.length && addr - self.iova <= self.length - len;
         if !in_range {
             return Err(MemError::Range);
         }
@@ -147,7 +146,13 @@ pub(crate) enum CqPush {
 
 impl Cq {
     /// Writes `cqe` (body first, owner byte last).
-    pub fn push(&mut self, fabric: &Fabric, dev: sagrada_hw_fabric::DeviceId, mut cqe: Cqe, solicited: bool) -> CqPush {
+    pub fn push(
+        &mut self,
+        fabric: &Fabric,
+        dev: sagrada_hw_fabric::DeviceId,
+        mut cqe: Cqe,
+        solicited: bool,
+    ) -> CqPush {
         if self.error {
             return CqPush::Overflow;
         }
@@ -267,9 +272,13 @@ impl<T> Table<T> {
         }
         loop {
             let n = self.next;
-            self.next = if self.next + 1 >= self.max { 1 } else { self.next + 1 };
-            if !self.slots.contains_key(&n) {
-                self.slots.insert(n, value);
+            self.next = if self.next + 1 >= self.max {
+                1
+            } else {
+                self.next + 1
+            };
+            if let std::collections::hash_map::Entry::Vacant(slot) = self.slots.entry(n) {
+                slot.insert(value);
                 return Some(n);
             }
         }
@@ -294,7 +303,6 @@ impl<T> Table<T> {
     pub fn values(&self) -> impl Iterator<Item = &T> {
         self.slots.values()
     }
-
 }
 
 /// Access a remote operation needs on the target key.

@@ -59,7 +59,9 @@ pub(crate) struct Pkt {
 
 use std::ops::Range;
 
-use crate::wire::{self, Aeth, AtomicEth, Bth, Endpoints, Headers, Opcode, Reth, Syndrome, WireError};
+use crate::wire::{
+    self, Aeth, AtomicEth, Bth, Endpoints, Headers, Opcode, Reth, Syndrome, WireError,
+};
 
 /// Encodes an RC packet for the wire (with its ICRC) into `out`.
 pub(crate) fn encode(

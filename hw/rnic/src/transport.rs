@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use sagrada_hw_fabric::{DeviceId, Fabric, Iova};
-use sagrada_hw_rnic_abi::cmd::{EVENT_PAGE_FAULT, EVENT_QP_FATAL, QpAttr};
+use sagrada_hw_rnic_abi::cmd::{CreateQp, EVENT_PAGE_FAULT, EVENT_QP_FATAL, QpAttr};
 use sagrada_hw_rnic_abi::queue::{
     self, Cqe, RECV_WQE_DATA, RecvWqe, SEND_WQE_DATA, SendWqe, Sge, VENDOR_BAD_WQE, VENDOR_NAK,
     VENDOR_NONE,
@@ -35,7 +35,6 @@ use crate::{Counter, Counters};
 /// Atomics of every NIC are executed under one lock, as rxe does, so two NICs'
 /// compare-and-swaps on the same word cannot interleave their read and write.
 static ATOMIC_LOCK: Mutex<()> = Mutex::new(());
-
 
 /// A ring in host memory.
 #[derive(Clone, Copy, Debug)]
@@ -133,6 +132,7 @@ pub(crate) struct Qp {
     pub sq_sig_all: bool,
     pub sq: Ring,
     pub rq: Ring,
+    init: CreateQp,
     pub attr: QpAttr,
     pub state: QpState,
     // Requester.
@@ -181,7 +181,14 @@ pub(crate) struct Cx<'a> {
 
 impl Cx<'_> {
     /// Looks a key up and translates an access through it.
-    fn translate(&mut self, key: u32, pdn: u32, need: u32, addr: u64, len: u64) -> Result<(), MemError> {
+    fn translate(
+        &mut self,
+        key: u32,
+        pdn: u32,
+        need: u32,
+        addr: u64,
+        len: u64,
+    ) -> Result<(), MemError> {
         let Some(mkey) = self.mkeys.get(key >> 8) else {
             return Err(MemError::BadKey);
         };
@@ -232,7 +239,13 @@ impl Cx<'_> {
     }
 
     /// Gathers `dst.len()` bytes at `offset` of an SGE list (local reads).
-    fn gather(&mut self, pdn: u32, sges: &[Sge], offset: u64, dst: &mut [u8]) -> Result<(), MemError> {
+    fn gather(
+        &mut self,
+        pdn: u32,
+        sges: &[Sge],
+        offset: u64,
+        dst: &mut [u8],
+    ) -> Result<(), MemError> {
         self.sg_walk(pdn, sges, offset, dst.len() as u64, 0, |cx, at, n| {
             cx.read_pieces(&mut dst[at..at + n])
         })
@@ -240,9 +253,14 @@ impl Cx<'_> {
 
     /// Scatters `src` at `offset` of an SGE list (local writes: LOCAL_WRITE needed).
     fn scatter(&mut self, pdn: u32, sges: &[Sge], offset: u64, src: &[u8]) -> Result<(), MemError> {
-        self.sg_walk(pdn, sges, offset, src.len() as u64, access::LOCAL_WRITE, |cx, at, n| {
-            cx.write_pieces(&src[at..at + n])
-        })
+        self.sg_walk(
+            pdn,
+            sges,
+            offset,
+            src.len() as u64,
+            access::LOCAL_WRITE,
+            |cx, at, n| cx.write_pieces(&src[at..at + n]),
+        )
     }
 
     fn sg_walk(
@@ -304,25 +322,24 @@ fn sge_total(sges: &[Sge]) -> u64 {
 }
 
 impl Qp {
-    pub fn new(
-        qpn: u32,
-        pdn: u32,
-        send_cqn: u32,
-        recv_cqn: u32,
-        uar: u32,
-        sq_sig_all: bool,
-        sq: Ring,
-        rq: Ring,
-    ) -> Self {
+    /// A QP in RESET, as `CMD_CREATE_QP` describes it.
+    pub fn new(qpn: u32, c: &CreateQp) -> Self {
         Qp {
             qpn,
-            pdn,
-            send_cqn,
-            recv_cqn,
-            uar,
-            sq_sig_all,
-            sq,
-            rq,
+            pdn: c.pdn,
+            send_cqn: c.send_cqn,
+            recv_cqn: c.recv_cqn,
+            uar: c.uar,
+            sq_sig_all: c.sq_sig_all != 0,
+            sq: Ring {
+                base: c.sq,
+                log_size: c.log_sq_size,
+            },
+            rq: Ring {
+                base: c.rq,
+                log_size: c.log_rq_size,
+            },
+            init: *c,
             attr: QpAttr {
                 port_num: 1,
                 path_mtu: Mtu::Mtu1024 as u8,
@@ -355,17 +372,7 @@ impl Qp {
 
     /// Back to RESET: every index and PSN to zero, nothing in flight.
     pub fn reset(&mut self) {
-        let keep = Qp::new(
-            self.qpn,
-            self.pdn,
-            self.send_cqn,
-            self.recv_cqn,
-            self.uar,
-            self.sq_sig_all,
-            self.sq,
-            self.rq,
-        );
-        *self = keep;
+        *self = Qp::new(self.qpn, &self.init);
     }
 
     fn mtu(&self) -> u64 {
@@ -442,7 +449,16 @@ impl Qp {
             let index = self.rq_ci;
             self.rq_ci = self.rq_ci.wrapping_add(1);
             let wr_id = self.read_recv_wqe(cx, index).map_or(0, |(w, _)| w.wr_id);
-            self.recv_cqe(cx, wr_id, index, WcOpcode::Recv, WcStatus::WrFlushErr, 0, None, false);
+            self.recv_cqe(
+                cx,
+                wr_id,
+                index,
+                WcOpcode::Recv,
+                WcStatus::WrFlushErr,
+                0,
+                None,
+                false,
+            );
         }
     }
 
@@ -506,7 +522,11 @@ impl Qp {
     fn read_send_wqe(&self, cx: &mut Cx<'_>, index: u32) -> Option<SendWqe> {
         let mut bytes = [0u8; SEND_WQE_DATA];
         cx.fabric
-            .dma_read(cx.dev, Iova(self.sq.slot(index, queue::SEND_WQE_SIZE)), &mut bytes)
+            .dma_read(
+                cx.dev,
+                Iova(self.sq.slot(index, queue::SEND_WQE_SIZE)),
+                &mut bytes,
+            )
             .ok()?;
         SendWqe::read_from_bytes(&bytes).ok()
     }
@@ -514,7 +534,11 @@ impl Qp {
     fn read_recv_wqe(&self, cx: &mut Cx<'_>, index: u32) -> Option<(RecvWqe, Vec<Sge>)> {
         let mut bytes = [0u8; queue::RECV_WQE_SIZE];
         cx.fabric
-            .dma_read(cx.dev, Iova(self.rq.slot(index, queue::RECV_WQE_SIZE)), &mut bytes)
+            .dma_read(
+                cx.dev,
+                Iova(self.rq.slot(index, queue::RECV_WQE_SIZE)),
+                &mut bytes,
+            )
             .ok()?;
         let wqe = RecvWqe::read_from_bytes(&bytes[..RECV_WQE_DATA]).ok()?;
         if wqe.num_sge > MAX_SGE {
@@ -556,9 +580,11 @@ impl Qp {
         let index = self.sq_next;
         self.sq_next = self.sq_next.wrapping_add(1);
         let mut raw = [0u8; queue::SEND_WQE_SIZE];
-        let read = cx
-            .fabric
-            .dma_read(cx.dev, Iova(self.sq.slot(index, queue::SEND_WQE_SIZE)), &mut raw);
+        let read = cx.fabric.dma_read(
+            cx.dev,
+            Iova(self.sq.slot(index, queue::SEND_WQE_SIZE)),
+            &mut raw,
+        );
         let read_ok = read.is_ok();
         let wqe = read_ok
             .then_some(())
@@ -583,7 +609,15 @@ impl Qp {
         let mut bad = !read_ok || opcode.is_none();
         if inline && !bad {
             let n = wqe.inline_len as usize;
-            if n > MAX_INLINE as usize || !matches!(op.opcode, WrOpcode::Send | WrOpcode::SendWithImm | WrOpcode::RdmaWrite | WrOpcode::RdmaWriteWithImm) {
+            if n > MAX_INLINE as usize
+                || !matches!(
+                    op.opcode,
+                    WrOpcode::Send
+                        | WrOpcode::SendWithImm
+                        | WrOpcode::RdmaWrite
+                        | WrOpcode::RdmaWriteWithImm
+                )
+            {
                 bad = true;
             } else {
                 op.inline = raw[SEND_WQE_DATA..SEND_WQE_DATA + n].to_vec();
@@ -602,7 +636,12 @@ impl Qp {
                 op.len = sge_total(&op.sges);
             }
         }
-        if !bad && matches!(op.opcode, WrOpcode::AtomicCmpAndSwp | WrOpcode::AtomicFetchAndAdd) {
+        if !bad
+            && matches!(
+                op.opcode,
+                WrOpcode::AtomicCmpAndSwp | WrOpcode::AtomicFetchAndAdd
+            )
+        {
             bad = op.len < 8 || wqe.remote_addr & 7 != 0;
         }
         if !bad && op.len > u64::from(sagrada_hw_rnic_abi::MAX_MSG_SIZE) {
@@ -653,7 +692,10 @@ impl Qp {
             if psn_diff(psn, self.una) >= MAX_UNACKED_PSNS as i32 {
                 break;
             }
-            if op.is_rd_atomic() && !op.issued && rd_out >= u32::from(self.attr.max_rd_atomic.max(1)) {
+            if op.is_rd_atomic()
+                && !op.issued
+                && rd_out >= u32::from(self.attr.max_rd_atomic.max(1))
+            {
                 break;
             }
             if op.wqe.send_flags & send_flags::FENCE != 0 && !op.issued && rd_out > 0 {
@@ -696,7 +738,11 @@ impl Qp {
             WrOpcode::RdmaRead => {
                 let off = u64::from(k) * mtu;
                 pkt.opcode = op::READ_REQUEST;
-                pkt.reth = Some((op.wqe.remote_addr + off, op.wqe.rkey, (op.len - off.min(op.len)) as u32));
+                pkt.reth = Some((
+                    op.wqe.remote_addr + off,
+                    op.wqe.rkey,
+                    (op.len - off.min(op.len)) as u32,
+                ));
                 pkt.ack_req = true;
                 whole_op = true;
             }
@@ -706,7 +752,16 @@ impl Qp {
                 } else {
                     op::FETCH_ADD
                 };
-                pkt.atomic = Some((op.wqe.remote_addr, op.wqe.rkey, if op.opcode == WrOpcode::AtomicCmpAndSwp { op.wqe.swap } else { op.wqe.compare_add }, op.wqe.compare_add));
+                pkt.atomic = Some((
+                    op.wqe.remote_addr,
+                    op.wqe.rkey,
+                    if op.opcode == WrOpcode::AtomicCmpAndSwp {
+                        op.wqe.swap
+                    } else {
+                        op.wqe.compare_add
+                    },
+                    op.wqe.compare_add,
+                ));
                 pkt.ack_req = true;
                 whole_op = true;
             }
@@ -716,8 +771,15 @@ impl Qp {
                 let first = k == 0;
                 let last = k + 1 == op.npkts;
                 let write = matches!(op.opcode, WrOpcode::RdmaWrite | WrOpcode::RdmaWriteWithImm);
-                let imm = matches!(op.opcode, WrOpcode::SendWithImm | WrOpcode::RdmaWriteWithImm);
-                let base = if write { op::WRITE_FIRST } else { op::SEND_FIRST };
+                let imm = matches!(
+                    op.opcode,
+                    WrOpcode::SendWithImm | WrOpcode::RdmaWriteWithImm
+                );
+                let base = if write {
+                    op::WRITE_FIRST
+                } else {
+                    op::SEND_FIRST
+                };
                 pkt.opcode = base
                     + match (first, last, imm) {
                         (true, true, false) => 4,
@@ -814,7 +876,10 @@ impl Qp {
         let una = self.una;
         let before = self.cursor_psn();
         self.rewind(una);
-        cx.counters.add(Counter::Retransmits, psn_diff(before, self.cursor_psn()).max(0) as u64);
+        cx.counters.add(
+            Counter::Retransmits,
+            psn_diff(before, self.cursor_psn()).max(0) as u64,
+        );
         self.arm_timer(cx.now);
     }
 
@@ -842,7 +907,9 @@ impl Qp {
     /// Completes finished ops from the front, in order.
     fn retire(&mut self, cx: &mut Cx<'_>) {
         while self.ops.front().is_some_and(|o| o.done) {
-            let Some(op) = self.ops.pop_front() else { break };
+            let Some(op) = self.ops.pop_front() else {
+                break;
+            };
             self.cursor = self.cursor.saturating_sub(1);
             let signaled = self.sq_sig_all || op.wqe.send_flags & send_flags::SIGNALED != 0;
             let wc = op_to_wc(op.opcode);
@@ -858,7 +925,15 @@ impl Qp {
                         WrOpcode::AtomicCmpAndSwp | WrOpcode::AtomicFetchAndAdd => 8,
                         _ => op.len as u32,
                     };
-                    self.send_cqe(cx, op.wqe.wr_id, op.index, wc, WcStatus::Success, VENDOR_NONE, len);
+                    self.send_cqe(
+                        cx,
+                        op.wqe.wr_id,
+                        op.index,
+                        wc,
+                        WcStatus::Success,
+                        VENDOR_NONE,
+                        len,
+                    );
                 }
                 None => {}
             }
@@ -908,7 +983,11 @@ impl Qp {
                         return;
                     }
                     if self.rnr_left == 0 {
-                        self.fail_front(cx, WcStatus::RnrRetryExcErr, VENDOR_NAK | u32::from(s) << 8);
+                        self.fail_front(
+                            cx,
+                            WcStatus::RnrRetryExcErr,
+                            VENDOR_NAK | u32::from(s) << 8,
+                        );
                         return;
                     }
                     if self.rnr_left != RETRY_INFINITE {
@@ -926,7 +1005,10 @@ impl Qp {
                     self.retire(cx);
                     let before = self.cursor_psn();
                     self.rewind(psn);
-                    cx.counters.add(Counter::Retransmits, psn_diff(before, self.cursor_psn()).max(0) as u64);
+                    cx.counters.add(
+                        Counter::Retransmits,
+                        psn_diff(before, self.cursor_psn()).max(0) as u64,
+                    );
                     return;
                 }
                 s => {
@@ -971,7 +1053,11 @@ impl Qp {
 
     fn on_read_response(&mut self, cx: &mut Cx<'_>, pkt: &Pkt, payload: &[u8]) {
         let mtu = self.mtu();
-        let Some(i) = self.ops.iter().position(|o| !o.done && o.opcode == WrOpcode::RdmaRead && o.issued) else {
+        let Some(i) = self
+            .ops
+            .iter()
+            .position(|o| !o.done && o.opcode == WrOpcode::RdmaRead && o.issued)
+        else {
             cx.counters.add(Counter::Duplicates, 1);
             return;
         };
@@ -1026,7 +1112,13 @@ impl Qp {
 
     fn on_atomic_ack(&mut self, cx: &mut Cx<'_>, pkt: &Pkt) {
         let Some(i) = self.ops.iter().position(|o| {
-            !o.done && o.issued && o.first_psn == pkt.psn && matches!(o.opcode, WrOpcode::AtomicCmpAndSwp | WrOpcode::AtomicFetchAndAdd)
+            !o.done
+                && o.issued
+                && o.first_psn == pkt.psn
+                && matches!(
+                    o.opcode,
+                    WrOpcode::AtomicCmpAndSwp | WrOpcode::AtomicFetchAndAdd
+                )
         }) else {
             cx.counters.add(Counter::Duplicates, 1);
             return;
@@ -1065,7 +1157,15 @@ impl Qp {
 
     // ---------------------------------------------------------------- responder
 
-    fn reply(&self, cx: &mut Cx<'_>, opcode: u8, psn: u32, syndrome: u8, payload: Vec<u8>, atomic_ack: Option<u64>) {
+    fn reply(
+        &self,
+        cx: &mut Cx<'_>,
+        opcode: u8,
+        psn: u32,
+        syndrome: u8,
+        payload: Vec<u8>,
+        atomic_ack: Option<u64>,
+    ) {
         let pkt = Pkt {
             opcode,
             dest_qp: self.attr.dest_qp_num,
@@ -1112,14 +1212,18 @@ impl Qp {
         let (first, middle) = match code {
             op::SEND_FIRST | op::WRITE_FIRST => (true, false),
             op::SEND_MIDDLE | op::WRITE_MIDDLE => (false, true),
-            op::SEND_LAST | op::SEND_LAST_IMM | op::WRITE_LAST | op::WRITE_LAST_IMM => (false, false),
+            op::SEND_LAST | op::SEND_LAST_IMM | op::WRITE_LAST | op::WRITE_LAST_IMM => {
+                (false, false)
+            }
             _ => (true, false),
         };
         let continues = !first;
         let seq_ok = match (&self.msg, continues) {
             (None, false) => true,
             (Some(InMsg::Send { .. }), true) => code <= op::SEND_LAST_IMM,
-            (Some(InMsg::Write { .. }), true) => (op::WRITE_MIDDLE..=op::WRITE_LAST_IMM).contains(&code),
+            (Some(InMsg::Write { .. }), true) => {
+                (op::WRITE_MIDDLE..=op::WRITE_LAST_IMM).contains(&code)
+            }
             _ => false,
         };
         let _ = in_msg;
@@ -1141,7 +1245,18 @@ impl Qp {
         }
         // Length rules: FIRST and MIDDLE carry exactly one MTU.
         let mtu = self.mtu();
-        if (first || middle) && !matches!(code, op::SEND_ONLY | op::SEND_ONLY_IMM | op::WRITE_ONLY | op::WRITE_ONLY_IMM | op::READ_REQUEST | op::CMP_SWAP | op::FETCH_ADD) {
+        if (first || middle)
+            && !matches!(
+                code,
+                op::SEND_ONLY
+                    | op::SEND_ONLY_IMM
+                    | op::WRITE_ONLY
+                    | op::WRITE_ONLY_IMM
+                    | op::READ_REQUEST
+                    | op::CMP_SWAP
+                    | op::FETCH_ADD
+            )
+        {
             if payload.len() as u64 != mtu {
                 self.nak(cx, pkt.psn, syn::NAK_INV_REQ);
                 return;
@@ -1170,13 +1285,31 @@ impl Qp {
         let index = self.rq_ci;
         let Some((wqe, sges)) = self.read_recv_wqe(cx, index) else {
             self.rq_ci = self.rq_ci.wrapping_add(1);
-            self.recv_cqe(cx, 0, index, WcOpcode::Recv, WcStatus::LocQpOpErr, 0, None, false);
+            self.recv_cqe(
+                cx,
+                0,
+                index,
+                WcOpcode::Recv,
+                WcStatus::LocQpOpErr,
+                0,
+                None,
+                false,
+            );
             self.nak(cx, psn, syn::NAK_REM_OP);
             return None;
         };
         if wqe.num_sge > MAX_SGE {
             self.rq_ci = self.rq_ci.wrapping_add(1);
-            self.recv_cqe(cx, wqe.wr_id, index, WcOpcode::Recv, WcStatus::LocQpOpErr, 0, None, false);
+            self.recv_cqe(
+                cx,
+                wqe.wr_id,
+                index,
+                WcOpcode::Recv,
+                WcStatus::LocQpOpErr,
+                0,
+                None,
+                false,
+            );
             self.nak(cx, psn, syn::NAK_REM_OP);
             return None;
         }
@@ -1202,7 +1335,13 @@ impl Qp {
                 offset: 0,
             });
         }
-        let Some(InMsg::Send { wqe_index, wr_id, sges, offset }) = &self.msg else {
+        let Some(InMsg::Send {
+            wqe_index,
+            wr_id,
+            sges,
+            offset,
+        }) = &self.msg
+        else {
             return;
         };
         let (wqe_index, wr_id, offset) = (*wqe_index, *wr_id, *offset);
@@ -1210,7 +1349,16 @@ impl Qp {
         if offset + payload.len() as u64 > sge_total(&sges) {
             self.msg = None;
             self.rq_ci = self.rq_ci.wrapping_add(1);
-            self.recv_cqe(cx, wr_id, wqe_index, WcOpcode::Recv, WcStatus::LocLenErr, 0, None, false);
+            self.recv_cqe(
+                cx,
+                wr_id,
+                wqe_index,
+                WcOpcode::Recv,
+                WcStatus::LocLenErr,
+                0,
+                None,
+                false,
+            );
             self.nak(cx, pkt.psn, syn::NAK_INV_REQ);
             return;
         }
@@ -1231,18 +1379,39 @@ impl Qp {
             Err(_) => {
                 self.msg = None;
                 self.rq_ci = self.rq_ci.wrapping_add(1);
-                self.recv_cqe(cx, wr_id, wqe_index, WcOpcode::Recv, WcStatus::LocQpOpErr, 0, None, false);
+                self.recv_cqe(
+                    cx,
+                    wr_id,
+                    wqe_index,
+                    WcOpcode::Recv,
+                    WcStatus::LocQpOpErr,
+                    0,
+                    None,
+                    false,
+                );
                 self.nak(cx, pkt.psn, syn::NAK_REM_OP);
                 return;
             }
         }
         let total = offset + payload.len() as u64;
         self.epsn = psn_add(self.epsn, 1);
-        if matches!(code, op::SEND_LAST | op::SEND_LAST_IMM | op::SEND_ONLY | op::SEND_ONLY_IMM) {
+        if matches!(
+            code,
+            op::SEND_LAST | op::SEND_LAST_IMM | op::SEND_ONLY | op::SEND_ONLY_IMM
+        ) {
             self.msg = None;
             self.rq_ci = self.rq_ci.wrapping_add(1);
             self.msn = self.msn.wrapping_add(1);
-            self.recv_cqe(cx, wr_id, wqe_index, WcOpcode::Recv, WcStatus::Success, total as u32, pkt.imm, pkt.solicited);
+            self.recv_cqe(
+                cx,
+                wr_id,
+                wqe_index,
+                WcOpcode::Recv,
+                WcStatus::Success,
+                total as u32,
+                pkt.imm,
+                pkt.solicited,
+            );
         } else if let Some(InMsg::Send { offset, .. }) = &mut self.msg {
             *offset = total;
         }
@@ -1251,7 +1420,10 @@ impl Qp {
 
     fn do_write(&mut self, cx: &mut Cx<'_>, pkt: &Pkt, payload: &[u8]) {
         let code = pkt.opcode & 0x1f;
-        let last = matches!(code, op::WRITE_LAST | op::WRITE_LAST_IMM | op::WRITE_ONLY | op::WRITE_ONLY_IMM);
+        let last = matches!(
+            code,
+            op::WRITE_LAST | op::WRITE_LAST_IMM | op::WRITE_ONLY | op::WRITE_ONLY_IMM
+        );
         let with_imm = matches!(code, op::WRITE_LAST_IMM | op::WRITE_ONLY_IMM);
         // WRITE with immediate consumes a receive: check one is there before anything
         // lands, so an RNR retry does not write twice into a half-done state.
@@ -1262,7 +1434,12 @@ impl Qp {
             return;
         }
         let (key, va, left, total) = match &self.msg {
-            Some(InMsg::Write { key, va, left, total }) => (*key, *va, *left, *total),
+            Some(InMsg::Write {
+                key,
+                va,
+                left,
+                total,
+            }) => (*key, *va, *left, *total),
             _ => {
                 let Some((va, rkey, len)) = pkt.reth else {
                     self.nak(cx, pkt.psn, syn::NAK_INV_REQ);
@@ -1294,14 +1471,21 @@ impl Qp {
                     return;
                 }
             }
-            if !payload.is_empty() {
-                if cx.translate(key, self.pdn, access::REMOTE_WRITE, va, payload.len() as u64).is_err()
-                    || cx.write_pieces(payload).is_err()
-                {
-                    self.msg = None;
-                    self.nak(cx, pkt.psn, syn::NAK_REM_ACCESS);
-                    return;
-                }
+            if !payload.is_empty()
+                && (cx
+                    .translate(
+                        key,
+                        self.pdn,
+                        access::REMOTE_WRITE,
+                        va,
+                        payload.len() as u64,
+                    )
+                    .is_err()
+                    || cx.write_pieces(payload).is_err())
+            {
+                self.msg = None;
+                self.nak(cx, pkt.psn, syn::NAK_REM_ACCESS);
+                return;
             }
         }
         self.epsn = psn_add(self.epsn, 1);
@@ -1312,7 +1496,16 @@ impl Qp {
                 let index = self.rq_ci;
                 let wr_id = self.read_recv_wqe(cx, index).map_or(0, |(w, _)| w.wr_id);
                 self.rq_ci = self.rq_ci.wrapping_add(1);
-                self.recv_cqe(cx, wr_id, index, WcOpcode::RecvRdmaWithImm, WcStatus::Success, total as u32, pkt.imm, pkt.solicited);
+                self.recv_cqe(
+                    cx,
+                    wr_id,
+                    index,
+                    WcOpcode::RecvRdmaWithImm,
+                    WcStatus::Success,
+                    total as u32,
+                    pkt.imm,
+                    pkt.solicited,
+                );
             }
         } else {
             self.msg = Some(InMsg::Write {
@@ -1361,7 +1554,10 @@ impl Qp {
         );
         self.epsn = psn_add(self.epsn, npkts);
         self.msn = self.msn.wrapping_add(1);
-        if self.send_read(cx, pkt.psn, npkts, va, rkey, len, pkt.psn).is_err() {
+        if self
+            .send_read(cx, pkt.psn, npkts, va, rkey, len, pkt.psn)
+            .is_err()
+        {
             self.nak(cx, pkt.psn, syn::NAK_REM_ACCESS);
         }
     }
@@ -1375,7 +1571,16 @@ impl Qp {
 
     /// Sends the READ responses of a request from `from` on.
     #[allow(clippy::too_many_arguments)]
-    fn send_read(&mut self, cx: &mut Cx<'_>, first_psn: u32, npkts: u32, va: u64, rkey: u32, len: u64, from: u32) -> Result<(), MemError> {
+    fn send_read(
+        &mut self,
+        cx: &mut Cx<'_>,
+        first_psn: u32,
+        npkts: u32,
+        va: u64,
+        rkey: u32,
+        len: u64,
+        from: u32,
+    ) -> Result<(), MemError> {
         let mtu = self.mtu();
         let start = psn_diff(from, first_psn).max(0) as u32;
         for k in start..npkts {
@@ -1397,7 +1602,8 @@ impl Qp {
                 opcode,
                 dest_qp: self.attr.dest_qp_num,
                 psn,
-                aeth: (opcode != op::READ_RESPONSE_MIDDLE).then_some((syn::ACK, self.msn & PSN_MASK)),
+                aeth: (opcode != op::READ_RESPONSE_MIDDLE)
+                    .then_some((syn::ACK, self.msn & PSN_MASK)),
                 ..Pkt::default()
             };
             cx.out.push((pkt, payload, self.attr.dgid, self.qpn));
@@ -1429,7 +1635,9 @@ impl Qp {
             }
         }
         let orig = {
-            let _atomic = ATOMIC_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let _atomic = ATOMIC_LOCK
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let mut word = [0u8; 8];
             if cx.read_pieces(&mut word).is_err() {
                 drop(_atomic);
@@ -1453,7 +1661,14 @@ impl Qp {
         self.remember(Resource::Atomic { psn: pkt.psn, orig }, limit);
         self.epsn = psn_add(self.epsn, 1);
         self.msn = self.msn.wrapping_add(1);
-        self.reply(cx, op::ATOMIC_ACK, pkt.psn, syn::ACK, Vec::new(), Some(orig));
+        self.reply(
+            cx,
+            op::ATOMIC_ACK,
+            pkt.psn,
+            syn::ACK,
+            Vec::new(),
+            Some(orig),
+        );
     }
 
     /// A request already executed: acknowledge again, replay a READ's responses, or
@@ -1463,9 +1678,16 @@ impl Qp {
         match code {
             op::READ_REQUEST => {
                 let found = self.resources.iter().find_map(|r| match r {
-                    Resource::Read { first_psn, npkts, va, rkey, len } => {
+                    Resource::Read {
+                        first_psn,
+                        npkts,
+                        va,
+                        rkey,
+                        len,
+                    } => {
                         let d = psn_diff(pkt.psn, *first_psn);
-                        (d >= 0 && (d as u32) < *npkts).then_some((*first_psn, *npkts, *va, *rkey, *len))
+                        (d >= 0 && (d as u32) < *npkts)
+                            .then_some((*first_psn, *npkts, *va, *rkey, *len))
                     }
                     Resource::Atomic { .. } => None,
                 });
@@ -1479,7 +1701,14 @@ impl Qp {
                     _ => None,
                 });
                 if let Some(orig) = found {
-                    self.reply(cx, op::ATOMIC_ACK, pkt.psn, syn::ACK, Vec::new(), Some(orig));
+                    self.reply(
+                        cx,
+                        op::ATOMIC_ACK,
+                        pkt.psn,
+                        syn::ACK,
+                        Vec::new(),
+                        Some(orig),
+                    );
                 }
             }
             _ => {
@@ -1499,4 +1728,3 @@ fn op_to_wc(op: WrOpcode) -> WcOpcode {
         WrOpcode::AtomicFetchAndAdd => WcOpcode::FetchAdd,
     }
 }
-

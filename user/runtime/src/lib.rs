@@ -7,8 +7,9 @@
 //! modules here are the user-space libraries over it: [`accel`] (the SG1: memory,
 //! copies, streams, events, dma-buf export, the compute cores' counters), [`kernel`]
 //! (kernels on the SG1's compute cores: loading, arguments, launches, faults),
-//! [`importer`] (the test importer), [`dmabuf`] (dma-heap allocation and dma-buf fds)
-//! and [`sync`] (sync_file and sw_sync, libsync's role).
+//! [`importer`] (the test importer), [`dmabuf`] (dma-heap allocation and dma-buf fds),
+//! [`sync`] (sync_file and sw_sync, libsync's role) and [`verbs`] (RDMA verbs on the
+//! NIC: libibverbs and its provider's role, rings and doorbells in user space).
 //!
 //! [`MachineBuilder`] also sets the SG1s' compute cores ([`MachineBuilder::cores`]) and
 //! the host threads that run them ([`MachineBuilder::core_threads`]).
@@ -21,6 +22,7 @@ pub mod dmabuf;
 pub mod importer;
 pub mod kernel;
 pub mod sync;
+pub mod verbs;
 
 use std::sync::Arc;
 
@@ -31,6 +33,8 @@ use std::collections::HashMap;
 use sagrada_hw_accel::{Sg1, Sg1Config};
 use sagrada_hw_fabric::{ConfigError, EndpointKind, Fabric, FunctionKind, TopologyConfig};
 use sagrada_hw_importer::Importer;
+use sagrada_hw_rnic::link::LinkFaults;
+use sagrada_hw_rnic::{Rnic, RnicConfig};
 use sagrada_kernel_accel::{DriverParams, ProbeError, Sg1Device};
 use sagrada_kernel_core::{Errno, Kernel};
 use sagrada_kernel_dmabuf::DmaBufRegistry;
@@ -66,6 +70,8 @@ pub struct Machine {
     kernel: Arc<Kernel>,
     dmabuf: Arc<DmaBufRegistry>,
     sg1s: Vec<Arc<Sg1>>,
+    rnics: Vec<Arc<Rnic>>,
+    links: Vec<(Arc<LinkFaults>, Arc<LinkFaults>)>,
     accels: Vec<Sg1Device>,
     probe_errors: Vec<ProbeError>,
 }
@@ -78,6 +84,8 @@ pub struct MachineBuilder {
     params: DriverParams,
     cores: Option<u32>,
     core_threads: Option<usize>,
+    rnic_odp: HashMap<String, bool>,
+    rdma: sagrada_kernel_rdma::RdmaParams,
 }
 
 impl MachineBuilder {
@@ -113,11 +121,28 @@ impl MachineBuilder {
         self
     }
 
+    /// Gives one RDMA NIC on-demand paging (`true`, the default: its memory keys can be
+    /// invalidated and fault, so dma-bufs are attached dynamically) or not (`false`:
+    /// dma-bufs are pinned).
+    pub fn rnic_odp(mut self, device: &str, odp: bool) -> Self {
+        self.rnic_odp.insert(device.to_owned(), odp);
+        self
+    }
+
+    /// RDMA driver option: whether it implements dma-buf memory registration (`false`
+    /// models a driver without `reg_user_mr_dmabuf`: `REG_DMABUF_MR` fails with
+    /// `EOPNOTSUPP`).
+    pub fn rdma_dmabuf_mr(mut self, on: bool) -> Self {
+        self.rdma.reg_dmabuf_mr = on;
+        self
+    }
+
     /// Builds the hardware, boots the kernel and binds the drivers. A device whose
     /// driver refuses it stays unbound (see [`Machine::probe_errors`]).
     pub fn build(self) -> Result<Machine, MachineError> {
         let fabric = Fabric::build(&self.config)?;
         let mut sg1s = Vec::new();
+        let mut rnics: Vec<Arc<Rnic>> = Vec::new();
         let endpoints: Vec<_> = fabric
             .endpoints()
             .map(|f| (f.id, f.kind, f.name.clone()))
@@ -143,6 +168,17 @@ impl MachineBuilder {
                     Importer::attach(&fabric, id)
                         .map_err(|e| MachineError::Device(name, e.to_string()))?;
                 }
+                FunctionKind::Endpoint(EndpointKind::Rnic) => {
+                    let index = rnics.len() as u8;
+                    let config = RnicConfig {
+                        odp: self.rnic_odp.get(&name).copied().unwrap_or(true),
+                        gid: sagrada_hw_rnic::ipv4_gid([10, 0, 0, index + 1]),
+                        ..RnicConfig::default()
+                    };
+                    let rnic = Rnic::attach(&fabric, id, config)
+                        .map_err(|e| MachineError::Device(name, e.to_string()))?;
+                    rnics.push(rnic);
+                }
                 _ => {}
             }
         }
@@ -158,10 +194,18 @@ impl MachineBuilder {
             }
         }
         sagrada_kernel_importer::probe(&kernel).map_err(started("the test importer driver"))?;
+        // The NICs are cabled in pairs, in PCI order: nic0 with nic1, and so on.
+        let links = rnics
+            .chunks_exact(2)
+            .map(|pair| Rnic::connect(&pair[0], &pair[1]))
+            .collect();
+        sagrada_kernel_rdma::probe(&kernel, self.rdma).map_err(started("the RDMA driver"))?;
         Ok(Machine {
             kernel,
             dmabuf,
             sg1s,
+            rnics,
+            links,
             accels,
             probe_errors,
         })
@@ -177,6 +221,8 @@ impl Machine {
             params: DriverParams::default(),
             cores: None,
             core_threads: None,
+            rnic_odp: HashMap::new(),
+            rdma: sagrada_kernel_rdma::RdmaParams::default(),
         }
     }
 
@@ -216,6 +262,17 @@ impl Machine {
         &self.accels
     }
 
+    /// The RDMA NICs, in PCI order (`nic0`, ...).
+    pub fn rnics(&self) -> &[Arc<Rnic>] {
+        &self.rnics
+    }
+
+    /// Fault injection on the cable of NIC pair `pair` (nic0–nic1 is pair 0): the
+    /// directions first → second and second → first.
+    pub fn link_faults(&self, pair: usize) -> Option<&(Arc<LinkFaults>, Arc<LinkFaults>)> {
+        self.links.get(pair)
+    }
+
     /// The SG1s the driver refused, with why.
     pub fn probe_errors(&self) -> &[ProbeError] {
         &self.probe_errors
@@ -235,6 +292,9 @@ impl Drop for Machine {
         }
         for sg1 in &self.sg1s {
             sg1.shutdown();
+        }
+        for rnic in &self.rnics {
+            rnic.shutdown();
         }
     }
 }

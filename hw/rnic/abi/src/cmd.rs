@@ -15,7 +15,9 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 pub const MAILBOX_SIZE: usize = 512;
 
 /// The header of a command input; the command's structure follows at byte 8.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct CmdIn {
     /// A `CMD_*` opcode.
@@ -25,7 +27,9 @@ pub struct CmdIn {
 }
 
 /// The header of a command output; the answer follows at byte 8.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct CmdOut {
     /// A [`CmdStatus`] value (also in `CMD_STATUS`).
@@ -105,7 +109,9 @@ pub const CMD_QUERY_QP: u32 = 0x42;
 pub const CMD_DESTROY_QP: u32 = 0x43;
 
 /// One object number: the input of destroy commands and the answer of some creates.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct Handle {
     /// PDN, lkey, CQN or QPN.
@@ -115,7 +121,9 @@ pub struct Handle {
 }
 
 /// The NIC's properties (`ibv_device_attr`'s hardware part).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct DeviceCaps {
     /// Firmware version: major << 32 | minor << 16 | patch.
@@ -161,7 +169,9 @@ pub struct DeviceCaps {
 }
 
 /// The port's properties (`ibv_port_attr`'s hardware part).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct PortAttr {
     /// The port's GID (index 0): an IPv4-mapped IPv6 address, RoCEv2.
@@ -183,7 +193,9 @@ pub struct PortAttr {
 }
 
 /// `CMD_ALLOC_PD`: a new protection domain for the context using UAR `uar`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct AllocPd {
     /// UAR of the owning context (recorded for the NIC's accounting).
@@ -193,7 +205,9 @@ pub struct AllocPd {
 }
 
 /// The answer of `CMD_ALLOC_PD`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct PdOut {
     /// The PD number.
@@ -209,7 +223,9 @@ pub struct PdOut {
 /// page_shift` bytes at the DMA address in the list (in the NIC's IOMMU domain, or a
 /// peer's bus address). The page list is an array of `npages` little-endian u64 at
 /// DMA address `pas`, read once by the command.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct CreateMkey {
     /// The address the key answers to (what SGEs and `remote_addr` use).
@@ -245,7 +261,9 @@ pub const MKEY_ODP: u8 = 1 << 0;
 pub const MKEY_EMPTY: u8 = 1 << 1;
 
 /// The answer of `CMD_CREATE_MKEY`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct MkeyOut {
     /// The key: index << 8 | variant. The lkey; the driver gives it as the rkey too
@@ -256,7 +274,9 @@ pub struct MkeyOut {
 }
 
 /// `CMD_UPDATE_MKEY`: new pages for a key (same `iova`, `length`, PD and access).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct UpdateMkey {
     /// DMA address of the page list.
@@ -278,7 +298,9 @@ pub struct UpdateMkey {
 pub const UPDATE_MKEY_FAIL: u32 = 1 << 0;
 
 /// `CMD_CREATE_CQ`: a completion queue in host memory.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct CreateCq {
     /// DMA address of the ring of [`crate::queue::Cqe`].
@@ -293,7 +315,9 @@ pub struct CreateCq {
 }
 
 /// `CMD_CREATE_QP`: a queue pair in RESET.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct CreateQp {
     /// DMA address of the send ring of [`crate::queue::SendWqe`].
@@ -322,7 +346,9 @@ pub struct CreateQp {
 
 /// A QP's attributes (`ibv_qp_attr`, the fields this NIC has), for `CMD_MODIFY_QP`
 /// with a mask and as `CMD_QUERY_QP`'s answer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct QpAttr {
     /// Destination GID (the address vector; RoCEv2 needs a GRH).
@@ -368,7 +394,9 @@ pub struct QpAttr {
 }
 
 /// `CMD_MODIFY_QP`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct ModifyQp {
     /// The QP.

@@ -30,7 +30,9 @@ pub const EQE_SIZE: usize = 16;
 pub const SEND_WQE_DATA: usize = 64;
 
 /// A scatter/gather entry (`struct ibv_sge`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct Sge {
     /// Address in the key's address space.
@@ -43,7 +45,9 @@ pub struct Sge {
 
 /// A send WQE: a 64-byte header, then the data area: `num_sge` [`Sge`]s, or with
 /// `INLINE` the payload itself (`inline_len` bytes, at most [`crate::MAX_INLINE`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct SendWqe {
     /// The caller's id, returned in the completion.
@@ -73,7 +77,9 @@ pub struct SendWqe {
 }
 
 /// A receive WQE: a 16-byte header, then `num_sge` [`Sge`]s.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct RecvWqe {
     /// The caller's id.
@@ -88,7 +94,9 @@ pub struct RecvWqe {
 pub const RECV_WQE_DATA: usize = 16;
 
 /// A completion entry (the hardware form of `struct ibv_wc`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct Cqe {
     /// The work request's id.
@@ -126,7 +134,9 @@ pub const WC_GRH: u8 = 1 << 0;
 pub const WC_WITH_IMM: u8 = 1 << 1;
 
 /// An event entry.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
 #[repr(C)]
 pub struct Eqe {
     /// The object (see the `EVENT_*` types in [`crate::cmd`]).

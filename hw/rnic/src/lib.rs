@@ -15,8 +15,9 @@
 //!   to: host pages through the IOMMU, or a peer's BAR through a switch), and writes
 //!   completions by DMA.
 //! - **The wire**: RoCEv2 packets ([`wire`]) on a [`link::Carrier`]; two NICs of one
-//!   machine are cabled by [`Rnic::connect`]. RC reliability as rxe does it
-//!   ([`transport`]).
+//!   machine are cabled by [`Rnic::connect`]; a packet for the NIC's own GID loops
+//!   back inside it (two QPs of one port, as rdma-core's tests use one device). RC
+//!   reliability as rxe does it (`transport.rs`).
 //! - **An engine thread** per NIC runs the transport: doorbells, received packets and
 //!   timers. Commands run on the caller's thread when `CMD_GO` is written; everything
 //!   the engine does with a key happens under the same lock, so when
@@ -1101,8 +1102,11 @@ impl Shared {
         }
         drop(inner);
         let port = lock(&self.port).clone();
-        if let Some(port) = port {
-            for f in frames_out {
+        for f in frames_out {
+            if f.dgid == self.config.gid {
+                // Loopback inside the NIC: two QPs of the same port.
+                self.receive(f);
+            } else if let Some(port) = &port {
                 port.transmit(f);
             }
         }

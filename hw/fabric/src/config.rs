@@ -65,7 +65,9 @@ use crate::units;
 ///
 /// One host bridge `hb0` (not on the p2pdma whitelist, IOMMU translating). Root port 1
 /// leads to switch `sw0` with `accel0`, `accel1` (SG1s), `nic0` (RDMA NIC) and `imp0`
-/// (DMA test importer) below it; root ports 2, 3 and 4 to `accel2`, `nic1` and `imp1`.
+/// (DMA test importer) below it; root port 2 to `accel2`; root port 3 to switch `sw1`
+/// with `accel3` and `nic1` (an accelerator beside each NIC, as in GPU servers, so an
+/// RDMA transfer nic0 → nic1 lands in accel3's HBM through sw1); root port 4 to `imp1`.
 /// So peer-to-peer through a switch and peer-to-peer through the root complex both
 /// exist, for the NICs and for the test importers that stand in for them.
 pub const DEFAULT_MACHINE_TOML: &str = r#"# The default sagrada machine.
@@ -75,7 +77,8 @@ pub const DEFAULT_MACHINE_TOML: &str = r#"# The default sagrada machine.
 #      │              ├─ nic0   (RDMA NIC)
 #      │              └─ imp0   (DMA test importer)
 #      ├─ rp2 ── accel2 (SG1)
-#      ├─ rp3 ── nic1   (RDMA NIC)
+#      ├─ rp3 ── sw1 ─┬─ accel3 (SG1)
+#      │              └─ nic1   (RDMA NIC)
 #      └─ rp4 ── imp1   (DMA test importer)
 
 [host]
@@ -130,10 +133,24 @@ parent = "hb0"
 link = "gen4 x16"
 hbm = "1 GiB"
 
+[[switch]]
+name = "sw1"
+parent = "hb0"
+link = "gen4 x16"
+acs_redirect = false
+latency = "100 ns"
+
+[[device]]
+name = "accel3"
+kind = "sg1"
+parent = "sw1"
+link = "gen4 x16"
+hbm = "1 GiB"
+
 [[device]]
 name = "nic1"
 kind = "rnic"
-parent = "hb0"
+parent = "sw1"
 link = "gen4 x16"
 
 [[device]]
@@ -1232,8 +1249,8 @@ mod tests {
         let c = TopologyConfig::default_machine();
         assert_eq!(c.host.dram, 4 << 30);
         assert_eq!(c.host_bridges.len(), 1);
-        assert_eq!(c.switches.len(), 1);
-        assert_eq!(c.devices.len(), 7);
+        assert_eq!(c.switches.len(), 2);
+        assert_eq!(c.devices.len(), 8);
         assert!(!c.host_bridges[0].p2p_whitelist);
         assert!(c.host_bridges[0].iommu_translates);
     }

@@ -85,7 +85,7 @@ fn device(name: &str, kind: &str, parent: &str, extra: &str) -> String {
 fn the_default_machine_builds_from_its_published_text() {
     let config = TopologyConfig::from_toml_str(DEFAULT_MACHINE_TOML).unwrap();
     let fabric = Fabric::build(&config).unwrap();
-    assert_eq!(fabric.endpoints().count(), 7);
+    assert_eq!(fabric.endpoints().count(), 8);
     assert_eq!(fabric.host_dram().len, 4 << 30);
     assert_eq!(config.host_dram_size(), 4 << 30);
     Fabric::default_machine().unwrap();

@@ -54,10 +54,11 @@ fn a_non_whitelisted_host_bridge_refuses() {
 fn a_whitelisted_host_bridge_allows_through_it() {
     let fabric = machine(true, false);
     let (map, dist, reason) = verdict(&fabric, "accel2", "nic1");
-    assert_eq!((map, dist), (P2pMapType::ThruHostBridge, Some(4)));
+    // accel2, rp2 (2) + nic1, dp1, up, rp3 (4).
+    assert_eq!((map, dist), (P2pMapType::ThruHostBridge, Some(6)));
     assert!(reason.contains("is on the p2pdma whitelist"), "{reason}");
-    // accel0 is two ports deeper: accel0, dp0, up, rp1 (4) + nic1, rp3 (2).
-    assert_eq!(verdict(&fabric, "accel0", "nic1").1, Some(6));
+    // accel0 is as deep as nic1: accel0, dp0, up, rp1 (4) + nic1, dp1, up, rp3 (4).
+    assert_eq!(verdict(&fabric, "accel0", "nic1").1, Some(8));
     // A shared switch still wins.
     assert_eq!(verdict(&fabric, "accel0", "nic0").0, P2pMapType::BusAddr);
 }
@@ -96,9 +97,9 @@ fn the_matrix_covers_every_pair_and_explains_refusals() {
     let fabric = machine(false, false);
     let endpoints: Vec<_> = fabric.endpoints().map(|f| f.id).collect();
     let matrix = fabric.p2pdma_matrix(&endpoints);
-    assert_eq!(matrix.len(), 7);
+    assert_eq!(matrix.len(), 8);
     for (i, row) in matrix.iter().enumerate() {
-        assert_eq!(row.len(), 7);
+        assert_eq!(row.len(), 8);
         assert_eq!(row[i].distance, Some(0));
         for (j, d) in row.iter().enumerate() {
             assert_eq!(
@@ -113,7 +114,8 @@ fn the_matrix_covers_every_pair_and_explains_refusals() {
         "{text}"
     );
     assert!(!text.contains("accel0 ↔ nic0"), "{text}");
-    assert_eq!(text.matches(": refused: ").count(), 15, "{text}");
+    // 28 pairs; the 6 within sw0 and the one within sw1 are allowed.
+    assert_eq!(text.matches(": refused: ").count(), 21, "{text}");
 
     let text = render_p2p_matrix(&machine(true, false));
     assert!(text.contains("4 hb"), "{text}");

@@ -30,8 +30,12 @@ fn bdfs_follow_depth_first_bus_numbering() {
         ("0000:05:00.0", "nic0"),
         ("0000:06:00.0", "imp0"),
         ("0000:07:00.0", "accel2"),
-        ("0000:08:00.0", "nic1"),
-        ("0000:09:00.0", "imp1"),
+        ("0000:08:00.0", "sw1.up"),
+        ("0000:09:00.0", "sw1.dp0"),
+        ("0000:09:01.0", "sw1.dp1"),
+        ("0000:0a:00.0", "accel3"),
+        ("0000:0b:00.0", "nic1"),
+        ("0000:0c:00.0", "imp1"),
     ];
     let got: Vec<(String, &str)> = fabric
         .functions()
@@ -50,7 +54,8 @@ fn bdfs_follow_depth_first_bus_numbering() {
     assert_eq!(buses("hb0.rp1"), (1, 6));
     assert_eq!(buses("sw0.up"), (2, 6));
     assert_eq!(buses("sw0.dp1"), (4, 4));
-    assert_eq!(buses("hb0.rp3"), (8, 8));
+    assert_eq!(buses("hb0.rp3"), (8, 11));
+    assert_eq!(buses("sw1.dp1"), (11, 11));
 }
 
 #[test]
@@ -68,7 +73,7 @@ fn functions_carry_their_identity_and_place_in_the_tree() {
         (nic1.vendor_id, nic1.device_id, nic1.class_code),
         (ids::SAGRADA_VENDOR_ID, ids::RNIC_DEVICE_ID, 0x020000)
     );
-    assert_eq!(nic1.upstream_bridge, Some(id(&fabric, "hb0.rp3")));
+    assert_eq!(nic1.upstream_bridge, Some(id(&fabric, "sw1.dp1")));
     let up = fabric.function(id(&fabric, "sw0.up"));
     assert_eq!(up.class_code, ids::CLASS_PCI_BRIDGE);
     assert_eq!(up.upstream_bridge, Some(id(&fabric, "hb0.rp1")));
@@ -86,7 +91,7 @@ fn functions_carry_their_identity_and_place_in_the_tree() {
             .endpoints()
             .map(|f| f.name.as_str())
             .collect::<Vec<_>>(),
-        ["accel0", "accel1", "nic0", "imp0", "accel2", "nic1", "imp1"]
+        ["accel0", "accel1", "nic0", "imp0", "accel2", "accel3", "nic1", "imp1"]
     );
     assert_eq!(fabric.children(id(&fabric, "sw0.up")).len(), 4);
 }
@@ -210,7 +215,9 @@ fn links_are_named_by_their_ends() {
             "sw0.dp2 — nic0",
             "sw0.dp3 — imp0",
             "hb0.rp2 — accel2",
-            "hb0.rp3 — nic1",
+            "hb0.rp3 — sw1.up",
+            "sw1.dp0 — accel3",
+            "sw1.dp1 — nic1",
             "hb0.rp4 — imp1"
         ]
     );
@@ -293,7 +300,7 @@ fn the_tree_renders_every_function_and_bar_deterministically() {
         "hb0 — host bridge, segment 0000, IOMMU translating, not on the p2pdma whitelist",
         "0000:00:01.0 hb0.rp1 — root port [5347:0a01]",
         "0000:03:00.0 accel0 — SG1 accelerator [5347:0001] class 120000, gen4 x16",
-        "0000:08:00.0 nic1 — RDMA NIC [5347:0101] class 020000",
+        "0000:0b:00.0 nic1 — RDMA NIC [5347:0101] class 020000",
         "0000:06:00.0 imp0 — DMA test importer [5347:0f01] class 088000, gen4 x8",
         "BAR2   0x004000000000-0x00403fffffff  1 GiB    memory  64-bit prefetchable",
         "mmio    64-bit non-prefetchable",
@@ -301,5 +308,5 @@ fn the_tree_renders_every_function_and_bar_deterministically() {
     ] {
         assert!(tree.contains(needle), "{needle:?} missing from\n{tree}");
     }
-    assert_eq!(tree.matches("BAR").count(), 10);
+    assert_eq!(tree.matches("BAR").count(), 12);
 }

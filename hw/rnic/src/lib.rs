@@ -101,7 +101,7 @@ pub enum RnicError {
 
 /// The NIC's counters.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Counters([u64; 17]);
+pub(crate) struct Counters([u64; 19]);
 
 impl Counters {
     pub(crate) fn add(&mut self, c: Counter, n: u64) {
@@ -113,7 +113,7 @@ impl Counters {
     }
 }
 
-const _: () = assert!(Counter::ALL.len() == 17);
+const _: () = assert!(Counter::ALL.len() == 19);
 
 #[derive(Debug)]
 struct Pd;
@@ -1083,6 +1083,8 @@ impl Shared {
             .counters
             .add(Counter::TxPackets, frames_out.len() as u64);
         inner.counters.add(Counter::TxBytes, tx_bytes);
+        // 100 Gb/s: 12.5 bytes per ns.
+        inner.counters.add(Counter::WireTimeNs, tx_bytes * 2 / 25);
         // Completion events of armed CQs.
         let mut msis = Vec::new();
         {

@@ -215,9 +215,11 @@ impl Cx<'_> {
         let mut at = 0;
         for &(addr, n) in self.scratch.iter() {
             let n = n as usize;
-            self.fabric
+            let report = self
+                .fabric
                 .dma_read(self.dev, Iova(addr), &mut dst[at..at + n])
                 .map_err(|_| MemError::Dma)?;
+            self.counters.add(Counter::DmaTimeNs, report.device_time_ns);
             at += n;
         }
         self.counters.add(Counter::DmaReadBytes, at as u64);
@@ -229,9 +231,11 @@ impl Cx<'_> {
         let mut at = 0;
         for &(addr, n) in self.scratch.iter() {
             let n = n as usize;
-            self.fabric
+            let report = self
+                .fabric
                 .dma_write(self.dev, Iova(addr), &src[at..at + n])
                 .map_err(|_| MemError::Dma)?;
+            self.counters.add(Counter::DmaTimeNs, report.device_time_ns);
             at += n;
         }
         self.counters.add(Counter::DmaWriteBytes, at as u64);

@@ -5,11 +5,13 @@
 mod bench;
 mod bench_compute;
 mod bench_dma;
+mod bench_rdma;
 mod demo;
 mod demo_compute;
 mod demo_p2p;
 mod info;
 mod isa_cmd;
+mod rdma_pair;
 mod run_cmd;
 mod topo;
 
@@ -143,6 +145,9 @@ enum BenchCommand {
     /// One compute core's interpreter: scalar instructions/s and vmad lane-ops/s
     /// against the same work done natively.
     Core(bench_compute::CoreArgs),
+    /// RDMA WRITE, READ or SEND bandwidth nic0 -> nic1 into HBM (perftest's columns)
+    /// against host memcpy, and p2p against the bounce path.
+    Rdma(bench_rdma::RdmaArgs),
 }
 
 fn main() -> ExitCode {
@@ -183,5 +188,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench {
             which: BenchCommand::Core(args),
         } => bench_compute::core(&args),
+        Command::Bench {
+            which: BenchCommand::Rdma(args),
+        } => bench_rdma::rdma(&args),
     }
 }

@@ -126,6 +126,11 @@ counters! {
     PageFaults = 15 => "page_faults",
     /// Doorbells refused: wrong UAR for the queue, or no such queue.
     BadDoorbells = 16 => "bad_doorbells",
+    /// Modelled device time of the NIC's payload DMA, ns: what the
+    /// fabric says its transfers would take on the links.
+    DmaTimeNs = 17 => "dma_time_ns",
+    /// Modelled time on the wire, ns: bytes sent at the port's 100 Gb/s.
+    WireTimeNs = 18 => "wire_time_ns",
 }
 
 /// The first doorbell page (UAR 0).

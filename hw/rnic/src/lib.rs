@@ -283,12 +283,12 @@ impl Drop for Rnic {
 }
 
 impl Receiver for Shared {
-    fn receive(&self, frame: Frame) {
+    fn receive(&self, frames: Vec<Frame>) {
         let mut p = lock(&self.pending);
         if p.shutdown {
             return;
         }
-        p.rx.push_back(frame);
+        p.rx.extend(frames);
         drop(p);
         self.wake.notify_one();
     }
@@ -886,6 +886,7 @@ impl Shared {
         let mut cx = Cx {
             fabric,
             dev: self.dev,
+            gid: self.config.gid,
             mkeys,
             cqs,
             counters,
@@ -1011,6 +1012,7 @@ impl Shared {
         let mut cx = Cx {
             fabric,
             dev: self.dev,
+            gid: self.config.gid,
             mkeys,
             cqs,
             counters,
@@ -1065,20 +1067,8 @@ impl Shared {
             .map(|q| q.qpn)
             .collect();
         inner.ready.extend(still);
-        let mut tx_bytes = 0;
-        let mut frames_out = Vec::with_capacity(out.len());
-        for (pkt, payload, dgid, qpn) in out {
-            let mut bytes = Vec::with_capacity(payload.len() + 64);
-            if pkt::encode(&pkt, &payload, self.config.gid, dgid, qpn, &mut bytes).is_ok() {
-                tx_bytes += bytes.len() as u64;
-                frames_out.push(Frame {
-                    sgid: self.config.gid,
-                    dgid,
-                    udp_sport: wire::udp_sport_for_qpn(qpn),
-                    bytes,
-                });
-            }
-        }
+        let frames_out = out;
+        let tx_bytes: u64 = frames_out.iter().map(|f| f.bytes.len() as u64).sum();
         inner
             .counters
             .add(Counter::TxPackets, frames_out.len() as u64);
@@ -1103,14 +1093,18 @@ impl Shared {
             }
         }
         drop(inner);
+        // Loopback inside the NIC (two QPs of the same port), the rest to the port.
+        let (local, remote): (Vec<Frame>, Vec<Frame>) = frames_out
+            .into_iter()
+            .partition(|f| f.dgid == self.config.gid);
+        if !local.is_empty() {
+            self.receive(local);
+        }
         let port = lock(&self.port).clone();
-        for f in frames_out {
-            if f.dgid == self.config.gid {
-                // Loopback inside the NIC: two QPs of the same port.
-                self.receive(f);
-            } else if let Some(port) = &port {
-                port.transmit(f);
-            }
+        if let Some(port) = port
+            && !remote.is_empty()
+        {
+            port.transmit_all(remote);
         }
         // One interrupt per round is enough: the handler drains the whole EQ.
         if let Some(&(addr, data)) = msis.last() {

@@ -37,12 +37,19 @@ pub trait Carrier: Send + Sync + fmt::Debug {
     /// Sends one frame. A carrier may drop it (a link that is down, a full queue):
     /// RoCE leaves recovery to the transport.
     fn transmit(&self, frame: Frame);
+
+    /// Sends frames in order (a NIC's burst); by default one by one.
+    fn transmit_all(&self, frames: Vec<Frame>) {
+        for f in frames {
+            self.transmit(f);
+        }
+    }
 }
 
 /// The receiving side of a port: a NIC.
 pub trait Receiver: Send + Sync {
-    /// A frame arrived.
-    fn receive(&self, frame: Frame);
+    /// Frames arrived, in order.
+    fn receive(&self, frames: Vec<Frame>);
 }
 
 /// Fault injection on an in-memory link, per direction: tests use it to lose packets
@@ -124,7 +131,12 @@ impl InMemoryLink {
 
 impl Carrier for InMemoryLink {
     fn transmit(&self, frame: Frame) {
-        if !self.faults.keep() {
+        self.transmit_all(vec![frame]);
+    }
+
+    fn transmit_all(&self, mut frames: Vec<Frame>) {
+        frames.retain(|_| self.faults.keep());
+        if frames.is_empty() {
             return;
         }
         let peer = self
@@ -134,7 +146,7 @@ impl Carrier for InMemoryLink {
             .as_ref()
             .and_then(Weak::upgrade);
         if let Some(peer) = peer {
-            peer.receive(frame);
+            peer.receive(frames);
         }
     }
 }

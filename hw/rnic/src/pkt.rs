@@ -63,15 +63,17 @@ use crate::wire::{
     self, Aeth, AtomicEth, Bth, Endpoints, Headers, Opcode, Reth, Syndrome, WireError,
 };
 
-/// Encodes an RC packet for the wire (with its ICRC) into `out`.
-pub(crate) fn encode(
+/// Encodes an RC packet for the wire (with its ICRC) into `out`, its `len`-byte
+/// payload written in place by `fill`.
+pub(crate) fn encode_with<E: From<WireError>>(
     p: &Pkt,
-    payload: &[u8],
+    len: usize,
     sgid: [u8; 16],
     dgid: [u8; 16],
     src_qpn: u32,
     out: &mut Vec<u8>,
-) -> Result<(), WireError> {
+    fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
+) -> Result<(), E> {
     let opcode = Opcode::try_from(p.opcode)?;
     let mut bth = Bth::new(opcode, p.dest_qp, p.psn);
     bth.solicited = p.solicited;
@@ -98,7 +100,7 @@ pub(crate) fn encode(
         dgid,
         udp_sport: wire::udp_sport_for_qpn(src_qpn),
     };
-    wire::encode(&h, payload, &ep, out)
+    wire::encode_with(&h, len, &ep, out, fill)
 }
 
 /// Decodes a received frame; the payload is `bytes[range]`.

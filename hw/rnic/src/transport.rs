@@ -27,6 +27,7 @@ use sagrada_hw_rnic_abi::verbs::{
 use sagrada_hw_rnic_abi::{MAX_INLINE, MAX_PKT_PER_ACK, MAX_SGE, MAX_UNACKED_PSNS};
 use zerocopy::FromBytes;
 
+use crate::link::Frame;
 use crate::objects::{Cq, CqPush, MemError, Mkey, Table, Translation, remote_need};
 use crate::pkt::{Pkt, op, syn};
 use crate::wire::{PSN_MASK, psn_add, psn_diff};
@@ -169,8 +170,10 @@ pub(crate) struct Cx<'a> {
     pub mkeys: &'a mut Table<Mkey>,
     pub cqs: &'a mut Table<Cq>,
     pub counters: &'a mut Counters,
-    /// Packets to send: (header fields, payload, destination GID, source QPN).
-    pub out: &'a mut Vec<(Pkt, Vec<u8>, [u8; 16], u32)>,
+    /// The port's GID.
+    pub gid: [u8; 16],
+    /// Frames to send.
+    pub out: &'a mut Vec<Frame>,
     /// Events to raise: (type, object, data).
     pub events: &'a mut Vec<(u8, u32, u32)>,
     /// CQs whose event must fire.
@@ -180,6 +183,39 @@ pub(crate) struct Cx<'a> {
 }
 
 impl Cx<'_> {
+    /// Encodes a packet for `dgid` from QP `qpn` with a payload of `len` bytes that
+    /// `fill` writes straight into the frame, and queues it. A packet the wire layer
+    /// refuses (impossible for the fields the transport sets) is dropped and logged.
+    fn emit(
+        &mut self,
+        pkt: &Pkt,
+        dgid: [u8; 16],
+        qpn: u32,
+        len: usize,
+        fill: impl FnOnce(&mut Self, &mut [u8]) -> Result<(), MemError>,
+    ) -> Result<(), MemError> {
+        let mut bytes = Vec::with_capacity(len + 64);
+        let sgid = self.gid;
+        match crate::pkt::encode_with(pkt, len, sgid, dgid, qpn, &mut bytes, |dst| {
+            fill(self, dst).map_err(Built::Mem)
+        }) {
+            Ok(()) => {
+                self.out.push(Frame {
+                    sgid,
+                    dgid,
+                    udp_sport: crate::wire::udp_sport_for_qpn(qpn),
+                    bytes,
+                });
+                Ok(())
+            }
+            Err(Built::Mem(e)) => Err(e),
+            Err(Built::Wire(e)) => {
+                tracing::error!("rnic: QP {qpn:#x} built a packet the wire refuses: {e}");
+                Ok(())
+            }
+        }
+    }
+
     /// Looks a key up and translates an access through it.
     fn translate(
         &mut self,
@@ -318,6 +354,18 @@ impl Cx<'_> {
                 false
             }
         }
+    }
+}
+
+/// Why building a packet failed.
+pub(crate) enum Built {
+    Mem(MemError),
+    Wire(crate::wire::WireError),
+}
+
+impl From<crate::wire::WireError> for Built {
+    fn from(e: crate::wire::WireError) -> Self {
+        Built::Wire(e)
     }
 }
 
@@ -736,7 +784,8 @@ impl Qp {
             psn,
             ..Pkt::default()
         };
-        let mut payload = Vec::new();
+        // The payload: (offset in the message, bytes).
+        let mut payload = (0u64, 0usize);
         let mut whole_op = false;
         match op.opcode {
             WrOpcode::RdmaRead => {
@@ -800,23 +849,26 @@ impl Qp {
                     pkt.imm = Some(op.wqe.imm_data);
                 }
                 pkt.solicited = last && op.wqe.send_flags & send_flags::SOLICITED != 0;
-                payload.resize(n, 0);
-                if !op.inline.is_empty() {
-                    payload.copy_from_slice(&op.inline[off as usize..off as usize + n]);
-                } else if n > 0 {
-                    let sges = op.sges.clone();
-                    cx.gather(pdn, &sges, off, &mut payload)?;
-                }
-                self.noack += 1;
-                pkt.ack_req = last || self.noack >= MAX_PKT_PER_ACK;
+                payload = (off, n);
+                pkt.ack_req = last || self.noack + 1 >= MAX_PKT_PER_ACK;
                 if last {
                     whole_op = true;
                 }
             }
         }
-        if pkt.ack_req {
-            self.noack = 0;
-        }
+        let (off, n) = payload;
+        let op = &self.ops[self.cursor];
+        cx.emit(&pkt, dgid, self.qpn, n, |cx, dst| {
+            if !op.inline.is_empty() {
+                dst.copy_from_slice(&op.inline[off as usize..off as usize + n]);
+                Ok(())
+            } else if n > 0 {
+                cx.gather(pdn, &op.sges, off, dst)
+            } else {
+                Ok(())
+            }
+        })?;
+        self.noack = if pkt.ack_req { 0 } else { self.noack + 1 };
         let op = &mut self.ops[self.cursor];
         op.issued = true;
         if whole_op {
@@ -828,7 +880,6 @@ impl Qp {
         if self.timer.is_none() {
             self.arm_timer(cx.now);
         }
-        cx.out.push((pkt, payload, dgid, self.qpn));
         Ok(())
     }
 
@@ -1161,15 +1212,7 @@ impl Qp {
 
     // ---------------------------------------------------------------- responder
 
-    fn reply(
-        &self,
-        cx: &mut Cx<'_>,
-        opcode: u8,
-        psn: u32,
-        syndrome: u8,
-        payload: Vec<u8>,
-        atomic_ack: Option<u64>,
-    ) {
+    fn reply(&self, cx: &mut Cx<'_>, opcode: u8, psn: u32, syndrome: u8, atomic_ack: Option<u64>) {
         let pkt = Pkt {
             opcode,
             dest_qp: self.attr.dest_qp_num,
@@ -1178,11 +1221,12 @@ impl Qp {
             atomic_ack,
             ..Pkt::default()
         };
-        cx.out.push((pkt, payload, self.attr.dgid, self.qpn));
+        // A reply has no payload and cannot fail to fill.
+        let _ = cx.emit(&pkt, self.attr.dgid, self.qpn, 0, |_, _| Ok(()));
     }
 
     fn nak(&mut self, cx: &mut Cx<'_>, psn: u32, syndrome: u8) {
-        self.reply(cx, op::ACK, psn, syndrome, Vec::new(), None);
+        self.reply(cx, op::ACK, psn, syndrome, None);
         if syndrome != syn::NAK_SEQ && syndrome & 0xe0 != syn::RNR_NAK {
             // Class J/I errors: the responder's QP goes to ERR too.
             self.fail(cx);
@@ -1283,7 +1327,7 @@ impl Qp {
         if self.rq_ci == self.rq_pi {
             cx.counters.add(Counter::RnrNaksSent, 1);
             let timer = self.attr.min_rnr_timer & 0x1f;
-            self.reply(cx, op::ACK, psn, syn::RNR_NAK | timer, Vec::new(), None);
+            self.reply(cx, op::ACK, psn, syn::RNR_NAK | timer, None);
             return None;
         }
         let index = self.rq_ci;
@@ -1322,7 +1366,7 @@ impl Qp {
 
     fn ack_if_asked(&mut self, cx: &mut Cx<'_>, pkt: &Pkt) {
         if pkt.ack_req {
-            self.reply(cx, op::ACK, pkt.psn, syn::ACK, Vec::new(), None);
+            self.reply(cx, op::ACK, pkt.psn, syn::ACK, None);
         }
     }
 
@@ -1377,7 +1421,7 @@ impl Qp {
                 }
                 cx.counters.add(Counter::RnrNaksSent, 1);
                 let timer = self.attr.min_rnr_timer & 0x1f;
-                self.reply(cx, op::ACK, pkt.psn, syn::RNR_NAK | timer, Vec::new(), None);
+                self.reply(cx, op::ACK, pkt.psn, syn::RNR_NAK | timer, None);
                 return;
             }
             Err(_) => {
@@ -1434,7 +1478,7 @@ impl Qp {
         if with_imm && self.rq_ci == self.rq_pi {
             cx.counters.add(Counter::RnrNaksSent, 1);
             let timer = self.attr.min_rnr_timer & 0x1f;
-            self.reply(cx, op::ACK, pkt.psn, syn::RNR_NAK | timer, Vec::new(), None);
+            self.reply(cx, op::ACK, pkt.psn, syn::RNR_NAK | timer, None);
             return;
         }
         let (key, va, left, total) = match &self.msg {
@@ -1466,7 +1510,7 @@ impl Qp {
                     cx.fault(k, self.qpn);
                     cx.counters.add(Counter::RnrNaksSent, 1);
                     let timer = self.attr.min_rnr_timer & 0x1f;
-                    self.reply(cx, op::ACK, pkt.psn, syn::RNR_NAK | timer, Vec::new(), None);
+                    self.reply(cx, op::ACK, pkt.psn, syn::RNR_NAK | timer, None);
                     return;
                 }
                 Err(_) => {
@@ -1535,7 +1579,7 @@ impl Qp {
                     cx.fault(k, self.qpn);
                     cx.counters.add(Counter::RnrNaksSent, 1);
                     let timer = self.attr.min_rnr_timer & 0x1f;
-                    self.reply(cx, op::ACK, pkt.psn, syn::RNR_NAK | timer, Vec::new(), None);
+                    self.reply(cx, op::ACK, pkt.psn, syn::RNR_NAK | timer, None);
                     return;
                 }
                 Err(_) => {
@@ -1590,11 +1634,6 @@ impl Qp {
         for k in start..npkts {
             let off = u64::from(k) * mtu;
             let n = (len - off).min(mtu) as usize;
-            let mut payload = vec![0u8; n];
-            if n > 0 {
-                cx.translate(rkey, self.pdn, access::REMOTE_READ, va + off, n as u64)?;
-                cx.read_pieces(&mut payload)?;
-            }
             let opcode = match (k == 0, k + 1 == npkts) {
                 (true, true) => op::READ_RESPONSE_ONLY,
                 (true, false) => op::READ_RESPONSE_FIRST,
@@ -1610,7 +1649,14 @@ impl Qp {
                     .then_some((syn::ACK, self.msn & PSN_MASK)),
                 ..Pkt::default()
             };
-            cx.out.push((pkt, payload, self.attr.dgid, self.qpn));
+            let pdn = self.pdn;
+            cx.emit(&pkt, self.attr.dgid, self.qpn, n, |cx, dst| {
+                if n > 0 {
+                    cx.translate(rkey, pdn, access::REMOTE_READ, va + off, n as u64)?;
+                    cx.read_pieces(dst)?;
+                }
+                Ok(())
+            })?;
         }
         Ok(())
     }
@@ -1630,7 +1676,7 @@ impl Qp {
                 cx.fault(k, self.qpn);
                 cx.counters.add(Counter::RnrNaksSent, 1);
                 let timer = self.attr.min_rnr_timer & 0x1f;
-                self.reply(cx, op::ACK, pkt.psn, syn::RNR_NAK | timer, Vec::new(), None);
+                self.reply(cx, op::ACK, pkt.psn, syn::RNR_NAK | timer, None);
                 return;
             }
             Err(_) => {
@@ -1665,14 +1711,7 @@ impl Qp {
         self.remember(Resource::Atomic { psn: pkt.psn, orig }, limit);
         self.epsn = psn_add(self.epsn, 1);
         self.msn = self.msn.wrapping_add(1);
-        self.reply(
-            cx,
-            op::ATOMIC_ACK,
-            pkt.psn,
-            syn::ACK,
-            Vec::new(),
-            Some(orig),
-        );
+        self.reply(cx, op::ATOMIC_ACK, pkt.psn, syn::ACK, Some(orig));
     }
 
     /// A request already executed: acknowledge again, replay a READ's responses, or
@@ -1705,19 +1744,12 @@ impl Qp {
                     _ => None,
                 });
                 if let Some(orig) = found {
-                    self.reply(
-                        cx,
-                        op::ATOMIC_ACK,
-                        pkt.psn,
-                        syn::ACK,
-                        Vec::new(),
-                        Some(orig),
-                    );
+                    self.reply(cx, op::ATOMIC_ACK, pkt.psn, syn::ACK, Some(orig));
                 }
             }
             _ => {
                 let last = psn_add(self.epsn, PSN_MASK);
-                self.reply(cx, op::ACK, last, syn::ACK, Vec::new(), None);
+                self.reply(cx, op::ACK, last, syn::ACK, None);
             }
         }
     }

@@ -1075,21 +1075,38 @@ pub fn encode(
     ep: &Endpoints,
     out: &mut Vec<u8>,
 ) -> Result<(), WireError> {
+    encode_with(h, payload.len(), ep, out, |dst| {
+        dst.copy_from_slice(payload);
+        Ok(())
+    })
+}
+
+/// [`encode`] with the payload written in place: `fill` gets the packet's payload
+/// bytes (`payload_len` of them, zeroed) to write, so a NIC can DMA a payload straight
+/// into the frame. An error of `fill` leaves `out` empty and is returned.
+pub fn encode_with<E: From<WireError>>(
+    h: &Headers,
+    payload_len: usize,
+    ep: &Endpoints,
+    out: &mut Vec<u8>,
+    fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
+) -> Result<(), E> {
     out.clear();
     let opcode = h.bth.opcode;
     let required = opcode.headers();
     for header in Header::ALL {
         match (required.contains(header), h.has(header)) {
-            (true, false) => return Err(WireError::MissingHeader { opcode, header }),
-            (false, true) => return Err(WireError::UnexpectedHeader { opcode, header }),
+            (true, false) => return Err(WireError::MissingHeader { opcode, header }.into()),
+            (false, true) => return Err(WireError::UnexpectedHeader { opcode, header }.into()),
             _ => {}
         }
     }
-    if !opcode.has_payload() && !payload.is_empty() {
+    if !opcode.has_payload() && payload_len != 0 {
         return Err(WireError::PayloadNotAllowed {
             opcode,
-            len: payload.len(),
-        });
+            len: payload_len,
+        }
+        .into());
     }
     let dest_qp = check_24("BTH DestQP", h.bth.dest_qp)?;
     let psn = check_24("BTH PSN", h.bth.psn)?;
@@ -1103,13 +1120,14 @@ pub fn encode(
     if let Some(ee) = h.rdeth {
         check_24("RDETH EE context", ee)?;
     }
-    let pad = payload.len().wrapping_neg() & 3;
-    let len = opcode.header_len() + payload.len() + pad + ICRC_LEN;
+    let pad = payload_len.wrapping_neg() & 3;
+    let len = opcode.header_len() + payload_len + pad + ICRC_LEN;
     if len > ep.max_packet_len() {
         return Err(WireError::TooLong {
             len,
             max: ep.max_packet_len(),
-        });
+        }
+        .into());
     }
 
     out.reserve(len);
@@ -1165,8 +1183,12 @@ pub fn encode(
     if let Some(rkey) = h.ieth {
         out.extend_from_slice(&rkey.to_be_bytes());
     }
-    out.extend_from_slice(payload);
-    out.extend_from_slice(&[0; 3][..pad]);
+    let at = out.len();
+    out.resize(at + payload_len + pad, 0);
+    if let Err(e) = fill(&mut out[at..at + payload_len]) {
+        out.clear();
+        return Err(e);
+    }
     let crc = icrc_unchecked(out, ep);
     out.extend_from_slice(&crc.to_le_bytes());
     Ok(())

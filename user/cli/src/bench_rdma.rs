@@ -95,7 +95,7 @@ fn run(pair: &Pair<'_>, op: Op, size: u64, iterations: usize) -> Result<Result1>
                 .map_err(|e| anyhow::anyhow!("post_send: {e}"))?;
             posted += n;
         }
-        let times = wait(&pair.cq0, 1, Duration::from_secs(60))?;
+        let times = wait(&pair.cq0, &pair.ch0, 1, Duration::from_secs(60))?;
         for t in times {
             min_gap = min_gap.min(t - last);
             last = t;
@@ -108,7 +108,9 @@ fn run(pair: &Pair<'_>, op: Op, size: u64, iterations: usize) -> Result<Result1>
             let more = got.min(iterations - recvs_posted);
             if more > 0 {
                 let recvs: Vec<RecvWr> = (0..more)
-                    .map(|i| RecvWr::new((recvs_posted + i) as u64, &[pair.mr1.sge(0, size as u32)]))
+                    .map(|i| {
+                        RecvWr::new((recvs_posted + i) as u64, &[pair.mr1.sge(0, size as u32)])
+                    })
                     .collect();
                 pair.qp1
                     .post_recv(&recvs)
@@ -267,7 +269,12 @@ fn compare_paths(
         dev0.upload(a.va, pattern)?;
         let (h0, h1) = (dev0.host_alloc(size)?, dev1.host_alloc(size)?);
         let pair = if bounce {
-            Pair::new(p, (dev0, &Memory::Host(h0)), (dev1, &Memory::Host(h1)), size)?
+            Pair::new(
+                p,
+                (dev0, &Memory::Host(h0)),
+                (dev1, &Memory::Host(h1)),
+                size,
+            )?
         } else {
             Pair::new(p, (dev0, &Memory::Hbm(a)), (dev1, &Memory::Hbm(b)), size)?
         };
@@ -288,7 +295,10 @@ fn compare_paths(
         let mut back = vec![0u8; size as usize];
         dev1.download(b.va, &mut back)?;
         if back != pattern {
-            bail!("the {} path delivered wrong data", if bounce { "bounce" } else { "p2p" });
+            bail!(
+                "the {} path delivered wrong data",
+                if bounce { "bounce" } else { "p2p" }
+            );
         }
         rows.push((
             if bounce {

@@ -9,8 +9,8 @@ use anyhow::{Context as _, Result, bail};
 use sagrada::Process;
 use sagrada::accel::{Device, DeviceMemory, HostMemory};
 use sagrada::verbs::{
-    CompletionQueue, ConnectAttr, Context, MemoryRegion, Mtu, QpInitAttr, QueuePair, SendWr,
-    WcStatus, WorkCompletion, access, qp_cap, rc_connect,
+    CompChannel, CompletionQueue, ConnectAttr, Context, MemoryRegion, Mtu, QpInitAttr, QueuePair,
+    SendWr, WcStatus, WorkCompletion, access, qp_cap, rc_connect,
 };
 
 /// The accelerators beside nic0 and nic1 in the default machine.
@@ -34,6 +34,9 @@ pub struct Pair<'p> {
     pub qp1: QueuePair<'p>,
     pub cq0: CompletionQueue<'p>,
     pub cq1: CompletionQueue<'p>,
+    /// The completion channel of `cq0` (waiting sleeps on it); `cq1` has its own.
+    pub ch0: CompChannel<'p>,
+    _ch1: CompChannel<'p>,
     pub mr0: MemoryRegion<'p>,
     pub mr1: MemoryRegion<'p>,
     // Kept for their lifetime: the regions and QPs hold references through the fds.
@@ -80,8 +83,9 @@ impl<'p> Pair<'p> {
         let (pd0, pd1) = (c0.alloc_pd()?, c1.alloc_pd()?);
         let mr0 = region(p, &c0, &pd0, dev0, mem0, size)?;
         let mr1 = region(p, &c1, &pd1, dev1, mem1, size)?;
-        let cq0 = c0.create_cq(4 * TX_DEPTH, None, 0)?;
-        let cq1 = c1.create_cq(4 * TX_DEPTH, None, 0)?;
+        let (ch0, ch1) = (c0.create_comp_channel()?, c1.create_comp_channel()?);
+        let cq0 = c0.create_cq(4 * TX_DEPTH, Some(&ch0), 0)?;
+        let cq1 = c1.create_cq(4 * TX_DEPTH, Some(&ch1), 0)?;
         let cap = qp_cap(TX_DEPTH, TX_DEPTH, 1, 1, 0);
         let qp0 = pd0.create_qp(&QpInitAttr::rc(&cq0, &cq0, cap))?;
         let qp1 = pd1.create_qp(&QpInitAttr::rc(&cq1, &cq1, cap))?;
@@ -97,6 +101,8 @@ impl<'p> Pair<'p> {
             qp1,
             cq0,
             cq1,
+            ch0,
+            _ch1: ch1,
             mr0,
             mr1,
             _ctx: (c0, c1),
@@ -104,24 +110,26 @@ impl<'p> Pair<'p> {
     }
 }
 
-/// Polls `cq` until `n` completions came, yielding the CPU between empty polls (the
-/// NICs' engines need it on a small machine). Fails on an error completion or after
-/// `timeout`.
-pub fn wait(cq: &CompletionQueue<'_>, n: usize, timeout: Duration) -> Result<Vec<Instant>> {
+/// Waits for `n` completions on `cq`, sleeping on its channel when none is there (a
+/// spinning poller would take a core from the NICs' engines on a small machine).
+/// Fails on an error completion or after `timeout`.
+pub fn wait(
+    cq: &CompletionQueue<'_>,
+    channel: &CompChannel<'_>,
+    n: usize,
+    timeout: Duration,
+) -> Result<Vec<Instant>> {
     let mut wc = vec![WorkCompletion::default(); 64];
     let mut times = Vec::with_capacity(n);
     let deadline = Instant::now() + timeout;
     while times.len() < n {
-        let got = cq.poll(&mut wc)?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let got = cq.poll_blocking(&mut wc, channel, Some(left))?;
         if got == 0 {
-            if Instant::now() > deadline {
-                bail!(
-                    "{} of {n} completions after {timeout:?}: the transfer is stuck",
-                    times.len()
-                );
-            }
-            std::thread::yield_now();
-            continue;
+            bail!(
+                "{} of {n} completions after {timeout:?}: the transfer is stuck",
+                times.len()
+            );
         }
         let now = Instant::now();
         for c in &wc[..got] {
@@ -158,6 +166,11 @@ pub fn write_once(pair: &Pair<'_>, size: u64) -> Result<()> {
         offset += n;
         posted += 1;
     }
-    wait(&pair.cq0, posted as usize, Duration::from_secs(60))?;
+    wait(
+        &pair.cq0,
+        &pair.ch0,
+        posted as usize,
+        Duration::from_secs(60),
+    )?;
     Ok(())
 }

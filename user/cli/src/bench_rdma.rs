@@ -19,11 +19,11 @@ use clap::ValueEnum;
 use sagrada::Machine;
 use sagrada::accel::Device;
 use sagrada::verbs::{RecvWr, SendWr};
-use sagrada_hw_accel_abi::packet::DmaDir;
-use sagrada_hw_rnic::Counter;
 
-use crate::bench::{gib_per_s, median};
-use crate::rdma_pair::{DST_ACCEL, Memory, Pair, SRC_ACCEL, TX_DEPTH, wait, write_once};
+use crate::bench::median;
+use crate::rdma_pair::{
+    DST_ACCEL, Memory, Pair, SRC_ACCEL, TX_DEPTH, compare_paths, print_paths, wait,
+};
 
 /// The operation measured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -239,102 +239,10 @@ pub fn rdma(args: &RdmaArgs) -> Result<()> {
     }
     drop(pair);
     if args.op == Op::Write {
-        compare_paths(&machine, &p, &dev0, &dev1, size, &pattern)?;
+        let rows = compare_paths(&machine, &p, &dev0, &dev1, &pattern)?;
+        println!();
+        print_paths(size, &rows);
     }
-    Ok(())
-}
-
-/// The largest size once more, p2p against the bounce path, with bytes through host
-/// DRAM and modelled device time.
-fn compare_paths(
-    machine: &Machine,
-    p: &sagrada::Process,
-    dev0: &Device<'_>,
-    dev1: &Device<'_>,
-    size: u64,
-    pattern: &[u8],
-) -> Result<()> {
-    let fabric = machine.fabric();
-    let nic_time = || -> u64 {
-        machine
-            .rnics()
-            .iter()
-            .map(|n| n.counter(Counter::DmaTimeNs) + n.counter(Counter::WireTimeNs))
-            .sum()
-    };
-    let mut rows = Vec::new();
-    for bounce in [false, true] {
-        let a = dev0.alloc(size, false)?;
-        let b = dev1.alloc(size, false)?;
-        dev0.upload(a.va, pattern)?;
-        let (h0, h1) = (dev0.host_alloc(size)?, dev1.host_alloc(size)?);
-        let pair = if bounce {
-            Pair::new(
-                p,
-                (dev0, &Memory::Host(h0)),
-                (dev1, &Memory::Host(h1)),
-                size,
-            )?
-        } else {
-            Pair::new(p, (dev0, &Memory::Hbm(a)), (dev1, &Memory::Hbm(b)), size)?
-        };
-        let before = fabric.counters();
-        let nic0 = nic_time();
-        let start = Instant::now();
-        let mut sg1_ns = 0;
-        if bounce {
-            sg1_ns += dev0.copy(h0.va, a.va, size, DmaDir::DeviceToHost)?;
-        }
-        write_once(&pair, size)?;
-        if bounce {
-            sg1_ns += dev1.copy(b.va, h1.va, size, DmaDir::HostToDevice)?;
-        }
-        let host = start.elapsed();
-        let delta = fabric.counters().since(&before);
-        let device_ns = sg1_ns + nic_time() - nic0;
-        let mut back = vec![0u8; size as usize];
-        dev1.download(b.va, &mut back)?;
-        if back != pattern {
-            bail!(
-                "the {} path delivered wrong data",
-                if bounce { "bounce" } else { "p2p" }
-            );
-        }
-        rows.push((
-            if bounce {
-                "bounce: accel0 -> host, RDMA host -> host, host -> accel3"
-            } else {
-                "p2p: RDMA WRITE accel0 HBM -> accel3 HBM"
-            },
-            delta.host_dram_read_bytes + delta.host_dram_write_bytes,
-            device_ns,
-            host,
-        ));
-        drop(pair);
-        dev0.free(a)?;
-        dev1.free(b)?;
-        dev0.host_free(h0)?;
-        dev1.host_free(h1)?;
-    }
-    println!(
-        "\n{} MiB from accel0's HBM to accel3's, both ways (device time: the SG1 DMA engines, the NICs' DMA and the wire, modelled):",
-        size >> 20
-    );
-    println!(
-        "  {:<58} {:>16} {:>14} {:>12} {:>10}",
-        "path", "host DRAM bytes", "device time", "host time", "GiB/s"
-    );
-    for (path, dram, dev_ns, host) in rows {
-        println!(
-            "  {:<58} {:>16} {:>11.1} us {:>9.2} ms {:>10.2}",
-            path,
-            dram,
-            dev_ns as f64 / 1e3,
-            host.as_secs_f64() * 1e3,
-            gib_per_s(size, host)
-        );
-    }
-    println!("  (p2p's host DRAM bytes are the work request and its completion, not payload)");
     Ok(())
 }
 

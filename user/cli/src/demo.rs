@@ -234,7 +234,13 @@ pub fn run(config: &TopologyConfig) -> Result<()> {
     heading(6, "A kernel in SG1 assembly on the compute cores");
     crate::demo_compute::run(&machine)?;
 
-    heading(7, "The SG1s");
+    heading(
+        7,
+        "Compute on accel0, RDMA WRITE into accel3's HBM: dma-buf regions on both NICs",
+    );
+    crate::demo_rdma::run(config)?;
+
+    heading(8, "The SG1s");
     print!(
         "{}",
         crate::info::render(&machine, &machine.process("sagrada-info"))?

@@ -9,6 +9,7 @@ mod bench_rdma;
 mod demo;
 mod demo_compute;
 mod demo_p2p;
+mod demo_rdma;
 mod info;
 mod isa_cmd;
 mod rdma_pair;

@@ -6,12 +6,14 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
-use sagrada::Process;
 use sagrada::accel::{Device, DeviceMemory, HostMemory};
 use sagrada::verbs::{
     CompChannel, CompletionQueue, ConnectAttr, Context, MemoryRegion, Mtu, QpInitAttr, QueuePair,
     SendWr, WcStatus, WorkCompletion, access, qp_cap, rc_connect,
 };
+use sagrada::{Machine, Process};
+use sagrada_hw_accel_abi::packet::DmaDir;
+use sagrada_hw_rnic::Counter;
 
 /// The accelerators beside nic0 and nic1 in the default machine.
 pub const SRC_ACCEL: u32 = 0;
@@ -173,4 +175,113 @@ pub fn write_once(pair: &Pair<'_>, size: u64) -> Result<()> {
         Duration::from_secs(60),
     )?;
     Ok(())
+}
+
+/// One way of moving a buffer from accel0's HBM to accel3's.
+pub struct PathRow {
+    pub path: &'static str,
+    pub dram_bytes: u64,
+    pub device_ns: u64,
+    pub host: Duration,
+}
+
+/// Moves `pattern` from accel0's HBM to accel3's twice: by one RDMA WRITE between
+/// dma-buf regions (p2p), and along the path it replaces (accel0 → host buffer, RDMA
+/// WRITE between host buffers, host buffer → accel3). Checks the data each time and
+/// measures the bytes through host DRAM, the modelled device time (the SG1 DMA engines,
+/// the NICs' DMA and the wire) and the host time.
+pub fn compare_paths(
+    machine: &Machine,
+    p: &Process,
+    dev0: &Device<'_>,
+    dev1: &Device<'_>,
+    pattern: &[u8],
+) -> Result<Vec<PathRow>> {
+    let size = pattern.len() as u64;
+    let fabric = machine.fabric();
+    let nic_time = || -> u64 {
+        machine
+            .rnics()
+            .iter()
+            .map(|n| n.counter(Counter::DmaTimeNs) + n.counter(Counter::WireTimeNs))
+            .sum()
+    };
+    let mut rows = Vec::new();
+    for bounce in [false, true] {
+        let a = dev0.alloc(size, false)?;
+        let b = dev1.alloc(size, false)?;
+        dev0.upload(a.va, pattern)?;
+        let (h0, h1) = (dev0.host_alloc(size)?, dev1.host_alloc(size)?);
+        let pair = if bounce {
+            Pair::new(
+                p,
+                (dev0, &Memory::Host(h0)),
+                (dev1, &Memory::Host(h1)),
+                size,
+            )?
+        } else {
+            Pair::new(p, (dev0, &Memory::Hbm(a)), (dev1, &Memory::Hbm(b)), size)?
+        };
+        let before = fabric.counters();
+        let nic0 = nic_time();
+        let start = Instant::now();
+        let mut sg1_ns = 0;
+        if bounce {
+            sg1_ns += dev0.copy(h0.va, a.va, size, DmaDir::DeviceToHost)?;
+        }
+        write_once(&pair, size)?;
+        if bounce {
+            sg1_ns += dev1.copy(b.va, h1.va, size, DmaDir::HostToDevice)?;
+        }
+        let host = start.elapsed();
+        let delta = fabric.counters().since(&before);
+        let device_ns = sg1_ns + nic_time() - nic0;
+        let mut back = vec![0u8; size as usize];
+        dev1.download(b.va, &mut back)?;
+        if back != pattern {
+            bail!(
+                "the {} path delivered wrong data",
+                if bounce { "bounce" } else { "p2p" }
+            );
+        }
+        rows.push(PathRow {
+            path: if bounce {
+                "bounce: accel0 -> host, RDMA host -> host, host -> accel3"
+            } else {
+                "p2p: RDMA WRITE accel0 HBM -> accel3 HBM"
+            },
+            dram_bytes: delta.host_dram_read_bytes + delta.host_dram_write_bytes,
+            device_ns,
+            host,
+        });
+        drop(pair);
+        dev0.free(a)?;
+        dev1.free(b)?;
+        dev0.host_free(h0)?;
+        dev1.host_free(h1)?;
+    }
+    Ok(rows)
+}
+
+/// Prints the rows of [`compare_paths`].
+pub fn print_paths(size: u64, rows: &[PathRow]) {
+    println!(
+        "{} MiB from accel0's HBM to accel3's, both ways (device time: SG1 DMA engines, NIC DMA and wire, modelled):",
+        size >> 20
+    );
+    println!(
+        "  {:<58} {:>16} {:>14} {:>12} {:>10}",
+        "path", "host DRAM bytes", "device time", "host time", "GiB/s"
+    );
+    for r in rows {
+        println!(
+            "  {:<58} {:>16} {:>11.1} us {:>9.2} ms {:>10.2}",
+            r.path,
+            r.dram_bytes,
+            r.device_ns as f64 / 1e3,
+            r.host.as_secs_f64() * 1e3,
+            crate::bench::gib_per_s(size, r.host)
+        );
+    }
+    println!("  (p2p's host DRAM bytes are the work request and its completion, not payload)");
 }

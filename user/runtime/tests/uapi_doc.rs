@@ -8,6 +8,11 @@ use sagrada_kernel_accel::uapi::{
     SG1_IOCTL_WAIT_CS,
 };
 use sagrada_kernel_core::ioctl::{ioc_size, ioc_type};
+use sagrada_kernel_rdma::uapi::{
+    RDMA_ALLOC_PD, RDMA_CREATE_COMP_CHANNEL, RDMA_CREATE_CQ, RDMA_CREATE_QP, RDMA_DEALLOC_PD,
+    RDMA_DEREG_MR, RDMA_DESTROY_CQ, RDMA_DESTROY_QP, RDMA_IOC_MAGIC, RDMA_MODIFY_QP,
+    RDMA_QUERY_DEVICE, RDMA_QUERY_PORT, RDMA_QUERY_QP, RDMA_REG_DMABUF_MR, RDMA_REG_MR,
+};
 use sagrada_kernel_importer::uapi::{
     IMP_IOC_MAGIC, IMP_IOCTL_DEREG_MR, IMP_IOCTL_READ_FROM_MR, IMP_IOCTL_REG_DMABUF_MR,
     IMP_IOCTL_WRITE_TO_MR,
@@ -47,6 +52,28 @@ const IMPORTER: Driver = Driver {
         ("IMP_IOCTL_DEREG_MR", IMP_IOCTL_DEREG_MR),
         ("IMP_IOCTL_WRITE_TO_MR", IMP_IOCTL_WRITE_TO_MR),
         ("IMP_IOCTL_READ_FROM_MR", IMP_IOCTL_READ_FROM_MR),
+    ],
+};
+
+const RDMA: Driver = Driver {
+    name: "RDMA",
+    heading: "## RDMA verbs (`/dev/infiniband/uverbsN`)",
+    magic: RDMA_IOC_MAGIC,
+    ioctls: &[
+        ("RDMA_QUERY_DEVICE", RDMA_QUERY_DEVICE),
+        ("RDMA_QUERY_PORT", RDMA_QUERY_PORT),
+        ("RDMA_ALLOC_PD", RDMA_ALLOC_PD),
+        ("RDMA_DEALLOC_PD", RDMA_DEALLOC_PD),
+        ("RDMA_REG_MR", RDMA_REG_MR),
+        ("RDMA_REG_DMABUF_MR", RDMA_REG_DMABUF_MR),
+        ("RDMA_DEREG_MR", RDMA_DEREG_MR),
+        ("RDMA_CREATE_COMP_CHANNEL", RDMA_CREATE_COMP_CHANNEL),
+        ("RDMA_CREATE_CQ", RDMA_CREATE_CQ),
+        ("RDMA_DESTROY_CQ", RDMA_DESTROY_CQ),
+        ("RDMA_CREATE_QP", RDMA_CREATE_QP),
+        ("RDMA_MODIFY_QP", RDMA_MODIFY_QP),
+        ("RDMA_QUERY_QP", RDMA_QUERY_QP),
+        ("RDMA_DESTROY_QP", RDMA_DESTROY_QP),
     ],
 };
 
@@ -132,4 +159,14 @@ fn every_importer_ioctl_is_documented_with_its_number() {
 #[test]
 fn the_importer_section_names_no_other_importer_ioctl_number() {
     assert_no_stale_ioctl_number(&IMPORTER);
+}
+
+#[test]
+fn every_rdma_ioctl_is_documented_with_its_number() {
+    assert_every_ioctl_documented(&RDMA);
+}
+
+#[test]
+fn the_rdma_section_names_no_other_rdma_ioctl_number() {
+    assert_no_stale_ioctl_number(&RDMA);
 }

@@ -82,22 +82,7 @@ impl Mkey {
         out: &mut Vec<(u64, u64)>,
     ) -> Result<(), MemError> {
         out.clear();
-        if self.pdn != pdn {
-            return Err(MemError::BadKey);
-        }
-        if need & !self.access != 0 {
-            return Err(MemError::Access);
-        }
-        let in_range =
-            addr >= self.iova && len <= self.length && addr - self.iova <= self.length - len;
-        if !in_range {
-            return Err(MemError::Range);
-        }
-        match self.state {
-            Translation::Valid => {}
-            Translation::Invalid { .. } => return Err(MemError::Fault(self.key)),
-            Translation::Revoked => return Err(MemError::Revoked),
-        }
+        self.check(pdn, need, addr, len)?;
         if len == 0 {
             return Ok(());
         }
@@ -117,6 +102,26 @@ impl Mkey {
             left -= n;
         }
         Ok(())
+    }
+
+    /// Checks an access as [`Mkey::translate`] does, without translating it.
+    pub fn check(&self, pdn: u32, need: u32, addr: u64, len: u64) -> Result<(), MemError> {
+        if self.pdn != pdn {
+            return Err(MemError::BadKey);
+        }
+        if need & !self.access != 0 {
+            return Err(MemError::Access);
+        }
+        let in_range =
+            addr >= self.iova && len <= self.length && addr - self.iova <= self.length - len;
+        if !in_range {
+            return Err(MemError::Range);
+        }
+        match self.state {
+            Translation::Valid => Ok(()),
+            Translation::Invalid { .. } => Err(MemError::Fault(self.key)),
+            Translation::Revoked => Err(MemError::Revoked),
+        }
     }
 }
 

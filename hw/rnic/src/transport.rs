@@ -216,6 +216,21 @@ impl Cx<'_> {
         }
     }
 
+    /// Looks a key up and checks an access through it (no translation).
+    fn check(
+        &mut self,
+        key: u32,
+        pdn: u32,
+        need: u32,
+        addr: u64,
+        len: u64,
+    ) -> Result<(), MemError> {
+        match self.mkeys.get(key >> 8) {
+            Some(mkey) if mkey.key == key => mkey.check(pdn, need, addr, len),
+            _ => Err(MemError::BadKey),
+        }
+    }
+
     /// Looks a key up and translates an access through it.
     fn translate(
         &mut self,
@@ -727,12 +742,17 @@ impl Qp {
             if self.cursor >= self.ops.len() && !self.fetch(cx) {
                 break;
             }
-            let rd_out = self
-                .ops
-                .iter()
-                .filter(|o| o.is_rd_atomic() && o.issued && !o.done)
-                .count() as u32;
             let op = &self.ops[self.cursor];
+            let rd_out = if !op.issued
+                && (op.is_rd_atomic() || op.wqe.send_flags & send_flags::FENCE != 0)
+            {
+                self.ops
+                    .iter()
+                    .filter(|o| o.is_rd_atomic() && o.issued && !o.done)
+                    .count() as u32
+            } else {
+                0
+            };
             if op.error.is_some() {
                 // A bad WQE: it completes in order with its error.
                 self.cursor += 1;
@@ -1504,7 +1524,7 @@ impl Qp {
             // The whole message's range is checked on every packet: a key that was
             // invalidated or revoked mid-message stops the rest.
             let start = va - (total - left);
-            match cx.translate(key, self.pdn, access::REMOTE_WRITE, start, total) {
+            match cx.check(key, self.pdn, access::REMOTE_WRITE, start, total) {
                 Ok(()) => {}
                 Err(MemError::Fault(k)) => {
                     cx.fault(k, self.qpn);
@@ -1573,7 +1593,7 @@ impl Qp {
         };
         let len = u64::from(len);
         if len > 0 {
-            match cx.translate(rkey, self.pdn, access::REMOTE_READ, va, len) {
+            match cx.check(rkey, self.pdn, access::REMOTE_READ, va, len) {
                 Ok(()) => {}
                 Err(MemError::Fault(k)) => {
                     cx.fault(k, self.qpn);

@@ -1035,13 +1035,17 @@ impl Shared {
             }
             ready.push(pkt.dest_qp);
         }
-        ready.sort_unstable();
-        ready.dedup();
-        // Timers of every QP, then the requesters with work.
+        // Timers of every QP (a timeout rewinds: send again in this round), then the
+        // requesters with work.
         let mut deadline: Option<Instant> = None;
         for qp in qps.values_mut() {
             qp.on_timer(&mut cx);
+            if qp.wants_to_send(now) {
+                ready.push(qp.qpn);
+            }
         }
+        ready.sort_unstable();
+        ready.dedup();
         let mut again = false;
         for qpn in ready {
             if let Some(qp) = qps.get_mut(&qpn) {

@@ -477,11 +477,15 @@ impl Qp {
         self.rnr_left = self.attr.rnr_retry;
     }
 
-    /// Goes to ERR on its own (a transport error), telling the driver.
-    fn fail(&mut self, cx: &mut Cx<'_>) {
+    /// Goes to ERR on its own. `notify`: a responder's error, which the consumer learns
+    /// of only through an asynchronous event (`EVENT_QP_FATAL`); a requester's error is
+    /// reported by its error completion alone, as IB specifies.
+    fn fail(&mut self, cx: &mut Cx<'_>, notify: bool) {
         if self.state != QpState::Err {
             self.state = QpState::Err;
-            cx.events.push((EVENT_QP_FATAL, self.qpn, 0));
+            if notify {
+                cx.events.push((EVENT_QP_FATAL, self.qpn, 0));
+            }
         }
         self.flush(cx);
     }
@@ -976,7 +980,7 @@ impl Qp {
             op.done = true;
         }
         self.retire(cx);
-        self.fail(cx);
+        self.fail(cx, false);
     }
 
     /// Completes finished ops from the front, in order.
@@ -991,7 +995,7 @@ impl Qp {
             match op.error {
                 Some((status, vendor)) => {
                     self.send_cqe(cx, op.wqe.wr_id, op.index, wc, status, vendor, 0);
-                    self.fail(cx);
+                    self.fail(cx, false);
                     return;
                 }
                 None if signaled => {
@@ -1031,7 +1035,21 @@ impl Qp {
         }
     }
 
+    /// The oldest unacknowledged PSN moves to `psn_next`, but never past a READ or
+    /// atomic still waiting for its answer (whose lost response only it can ask for
+    /// again, as rxe restarts from the oldest unfinished request).
     fn progress(&mut self, psn_next: u32, now: Instant) {
+        let mut psn_next = psn_next;
+        if let Some(op) = self
+            .ops
+            .iter()
+            .find(|o| !o.done && o.issued && o.is_rd_atomic())
+        {
+            let waiting = psn_add(op.first_psn, (op.got / self.mtu()) as u32);
+            if psn_diff(psn_next, waiting) > 0 {
+                psn_next = waiting;
+            }
+        }
         if psn_diff(psn_next, self.una) > 0 {
             self.una = psn_next;
             self.retry_left = self.attr.retry_cnt;
@@ -1079,7 +1097,12 @@ impl Qp {
                     self.progress(psn, cx.now);
                     self.retire(cx);
                     let before = self.cursor_psn();
-                    self.rewind(psn);
+                    let from = if psn_diff(self.una, psn) < 0 {
+                        self.una
+                    } else {
+                        psn
+                    };
+                    self.rewind(from);
                     cx.counters.add(
                         Counter::Retransmits,
                         psn_diff(before, self.cursor_psn()).max(0) as u64,
@@ -1249,7 +1272,7 @@ impl Qp {
         self.reply(cx, op::ACK, psn, syndrome, None);
         if syndrome != syn::NAK_SEQ && syndrome & 0xe0 != syn::RNR_NAK {
             // Class J/I errors: the responder's QP goes to ERR too.
-            self.fail(cx);
+            self.fail(cx, true);
         }
     }
 

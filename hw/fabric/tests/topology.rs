@@ -91,7 +91,9 @@ fn functions_carry_their_identity_and_place_in_the_tree() {
             .endpoints()
             .map(|f| f.name.as_str())
             .collect::<Vec<_>>(),
-        ["accel0", "accel1", "nic0", "imp0", "accel2", "accel3", "nic1", "imp1"]
+        [
+            "accel0", "accel1", "nic0", "imp0", "accel2", "accel3", "nic1", "imp1"
+        ]
     );
     assert_eq!(fabric.children(id(&fabric, "sw0.up")).len(), 4);
 }

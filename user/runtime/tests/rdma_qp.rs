@@ -735,7 +735,8 @@ fn qp_caps_above_the_device_limits_are_einval() {
     let got = qp.cap();
     assert!(got.max_send_wr >= a.max_qp_wr && got.max_send_sge >= a.max_sge);
     qp.destroy().unwrap();
-    let over: [(&str, fn(&mut QpCap)); 5] = [
+    type Overflow = (&'static str, fn(&mut QpCap));
+    let over: [Overflow; 5] = [
         ("max_send_wr", |c| c.max_send_wr += 1),
         ("max_recv_wr", |c| c.max_recv_wr += 1),
         ("max_send_sge", |c| c.max_send_sge += 1),

@@ -8,14 +8,14 @@ use sagrada_kernel_accel::uapi::{
     SG1_IOCTL_WAIT_CS,
 };
 use sagrada_kernel_core::ioctl::{ioc_size, ioc_type};
+use sagrada_kernel_importer::uapi::{
+    IMP_IOC_MAGIC, IMP_IOCTL_DEREG_MR, IMP_IOCTL_READ_FROM_MR, IMP_IOCTL_REG_DMABUF_MR,
+    IMP_IOCTL_WRITE_TO_MR,
+};
 use sagrada_kernel_rdma::uapi::{
     RDMA_ALLOC_PD, RDMA_CREATE_COMP_CHANNEL, RDMA_CREATE_CQ, RDMA_CREATE_QP, RDMA_DEALLOC_PD,
     RDMA_DEREG_MR, RDMA_DESTROY_CQ, RDMA_DESTROY_QP, RDMA_IOC_MAGIC, RDMA_MODIFY_QP,
     RDMA_QUERY_DEVICE, RDMA_QUERY_PORT, RDMA_QUERY_QP, RDMA_REG_DMABUF_MR, RDMA_REG_MR,
-};
-use sagrada_kernel_importer::uapi::{
-    IMP_IOC_MAGIC, IMP_IOCTL_DEREG_MR, IMP_IOCTL_READ_FROM_MR, IMP_IOCTL_REG_DMABUF_MR,
-    IMP_IOCTL_WRITE_TO_MR,
 };
 
 /// One driver's part of `docs/uapi.md`.

@@ -256,8 +256,11 @@ pub(crate) struct RcTiming {
     pub(crate) p2p_bandwidth: f64,
 }
 
-/// Byte counters of one link.
+/// Byte counters of one link, on a cache line of their own: devices on different host
+/// threads count on different links, and sharing a line would make every DMA chunk
+/// wait for it.
 #[derive(Default)]
+#[repr(align(64))]
 pub(crate) struct LinkTraffic {
     pub(crate) up: AtomicU64,
     pub(crate) down: AtomicU64,

@@ -1268,6 +1268,14 @@ impl Qp {
         let _ = cx.emit(&pkt, self.attr.dgid, self.qpn, 0, |_, _| Ok(()));
     }
 
+    /// Receiver not ready (no receive posted, or memory being paged in): the
+    /// requester comes back after `min_rnr_timer`.
+    fn rnr_nak(&self, cx: &mut Cx<'_>, psn: u32) {
+        cx.counters.add(Counter::RnrNaksSent, 1);
+        let timer = self.attr.min_rnr_timer & 0x1f;
+        self.reply(cx, op::ACK, psn, syn::RNR_NAK | timer, None);
+    }
+
     fn nak(&mut self, cx: &mut Cx<'_>, psn: u32, syndrome: u8) {
         self.reply(cx, op::ACK, psn, syndrome, None);
         if syndrome != syn::NAK_SEQ && syndrome & 0xe0 != syn::RNR_NAK {
@@ -1368,9 +1376,7 @@ impl Qp {
     /// Takes the next receive WQE, or answers RNR NAK.
     fn take_recv(&mut self, cx: &mut Cx<'_>, psn: u32) -> Option<(u32, u64, Vec<Sge>)> {
         if self.rq_ci == self.rq_pi {
-            cx.counters.add(Counter::RnrNaksSent, 1);
-            let timer = self.attr.min_rnr_timer & 0x1f;
-            self.reply(cx, op::ACK, psn, syn::RNR_NAK | timer, None);
+            self.rnr_nak(cx, psn);
             return None;
         }
         let index = self.rq_ci;
@@ -1462,9 +1468,7 @@ impl Qp {
                 if offset == 0 {
                     self.msg = None;
                 }
-                cx.counters.add(Counter::RnrNaksSent, 1);
-                let timer = self.attr.min_rnr_timer & 0x1f;
-                self.reply(cx, op::ACK, pkt.psn, syn::RNR_NAK | timer, None);
+                self.rnr_nak(cx, pkt.psn);
                 return;
             }
             Err(_) => {
@@ -1519,9 +1523,7 @@ impl Qp {
         // WRITE with immediate consumes a receive: check one is there before anything
         // lands, so an RNR retry does not write twice into a half-done state.
         if with_imm && self.rq_ci == self.rq_pi {
-            cx.counters.add(Counter::RnrNaksSent, 1);
-            let timer = self.attr.min_rnr_timer & 0x1f;
-            self.reply(cx, op::ACK, pkt.psn, syn::RNR_NAK | timer, None);
+            self.rnr_nak(cx, pkt.psn);
             return;
         }
         let (key, va, left, total) = match &self.msg {
@@ -1551,9 +1553,7 @@ impl Qp {
                 Ok(()) => {}
                 Err(MemError::Fault(k)) => {
                     cx.fault(k, self.qpn);
-                    cx.counters.add(Counter::RnrNaksSent, 1);
-                    let timer = self.attr.min_rnr_timer & 0x1f;
-                    self.reply(cx, op::ACK, pkt.psn, syn::RNR_NAK | timer, None);
+                    self.rnr_nak(cx, pkt.psn);
                     return;
                 }
                 Err(_) => {
@@ -1620,9 +1620,7 @@ impl Qp {
                 Ok(()) => {}
                 Err(MemError::Fault(k)) => {
                     cx.fault(k, self.qpn);
-                    cx.counters.add(Counter::RnrNaksSent, 1);
-                    let timer = self.attr.min_rnr_timer & 0x1f;
-                    self.reply(cx, op::ACK, pkt.psn, syn::RNR_NAK | timer, None);
+                    self.rnr_nak(cx, pkt.psn);
                     return;
                 }
                 Err(_) => {
@@ -1717,9 +1715,7 @@ impl Qp {
             Ok(()) => {}
             Err(MemError::Fault(k)) => {
                 cx.fault(k, self.qpn);
-                cx.counters.add(Counter::RnrNaksSent, 1);
-                let timer = self.attr.min_rnr_timer & 0x1f;
-                self.reply(cx, op::ACK, pkt.psn, syn::RNR_NAK | timer, None);
+                self.rnr_nak(cx, pkt.psn);
                 return;
             }
             Err(_) => {

@@ -1229,7 +1229,7 @@ fn a_device_with_firmware_of_another_protocol_is_not_bound() {
         .build()
         .unwrap();
     let bound: Vec<&str> = m.accels().iter().map(|d| d.name()).collect();
-    assert_eq!(bound, ["accel0", "accel2"]);
+    assert_eq!(bound, ["accel0", "accel2", "accel3"]);
     let errors = m.probe_errors();
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_eq!(errors[0].device, "accel1");

@@ -6,7 +6,7 @@ use sagrada_hw_accel_abi::packet::{DmaDir, Packet};
 fn probe_binds_every_sg1_and_a_nop_completes() {
     let m = Machine::default_machine().unwrap();
     assert_eq!(m.probe_errors().len(), 0, "{:?}", m.probe_errors());
-    assert_eq!(m.accels().len(), 3);
+    assert_eq!(m.accels().len(), 4);
     let p = m.process("smoke");
     let dev = Device::open(&p, 0).unwrap();
     assert_eq!(dev.info().fw_major, 1);

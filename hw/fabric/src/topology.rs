@@ -256,6 +256,20 @@ pub(crate) struct RcTiming {
     pub(crate) p2p_bandwidth: f64,
 }
 
+/// A counter on a cache line of its own: devices on several host threads add to it on
+/// every DMA chunk, and the fabric's read-mostly fields must not share its line.
+#[derive(Default)]
+#[repr(align(64))]
+pub(crate) struct Padded(pub(crate) AtomicU64);
+
+impl std::ops::Deref for Padded {
+    type Target = AtomicU64;
+
+    fn deref(&self) -> &AtomicU64 {
+        &self.0
+    }
+}
+
 /// Byte counters of one link, on a cache line of their own: devices on different host
 /// threads count on different links, and sharing a line would make every DMA chunk
 /// wait for it.
@@ -294,9 +308,9 @@ pub struct Fabric {
     pub(crate) dram: PhysRange,
     pub(crate) dram_bandwidth: f64,
     pub(crate) dram_latency_ns: u64,
-    pub(crate) dram_read: AtomicU64,
-    pub(crate) dram_write: AtomicU64,
-    pub(crate) rc_p2p: AtomicU64,
+    pub(crate) dram_read: Padded,
+    pub(crate) dram_write: Padded,
+    pub(crate) rc_p2p: Padded,
     /// Per function: its IOMMU domain (endpoints only).
     pub(crate) domains: Vec<Option<RwLock<Domain>>>,
     /// Per function: the latest faults, oldest first.
@@ -1023,9 +1037,9 @@ impl Builder<'_> {
             },
             dram_bandwidth: config.host.dram_bandwidth,
             dram_latency_ns: config.host.dram_latency_ns,
-            dram_read: AtomicU64::new(0),
-            dram_write: AtomicU64::new(0),
-            rc_p2p: AtomicU64::new(0),
+            dram_read: Padded::default(),
+            dram_write: Padded::default(),
+            rc_p2p: Padded::default(),
             domains,
             fault_logs,
             names,

@@ -1,7 +1,8 @@
 //! `sagrada bench rdma write|read|send`: perftest's `ib_write_bw`, `ib_read_bw` and
 //! `ib_send_bw` on the emulated NICs, nic0 → nic1 over their cable, with the memory
 //! the seed is about: dma-buf regions of HBM (accel0's beside nic0, accel3's beside
-//! nic1), so every payload byte goes NIC ↔ HBM through a switch.
+//! nic1), mapped by bus address as the p2pdma API does, so every payload byte goes NIC
+//! ↔ HBM inside a switch.
 //!
 //! The columns are perftest's (`#bytes #iterations BW peak[MiB/sec] BW
 //! average[MiB/sec] MsgRate[Mpps]`, plus Gb/s): the average is the bytes over the time
@@ -19,6 +20,7 @@ use clap::ValueEnum;
 use sagrada::Machine;
 use sagrada::accel::Device;
 use sagrada::verbs::{RecvWr, SendWr};
+use sagrada_hw_fabric::TopologyConfig;
 
 use crate::bench::median;
 use crate::rdma_pair::{
@@ -156,7 +158,9 @@ pub fn rdma(args: &RdmaArgs) -> Result<()> {
     if args.size == 0 || args.size > 1 << 30 {
         bail!("--size {} is out of range: 1 byte to 1 GiB", args.size);
     }
-    let machine = Machine::default_machine()?;
+    let machine = Machine::builder(&TopologyConfig::default_machine())
+        .p2p_bus_addr(true)
+        .build()?;
     let p = machine.process("sagrada-bench");
     let dev0 = Device::open(&p, SRC_ACCEL).context("cannot open accel0")?;
     let dev1 = Device::open(&p, DST_ACCEL).context("cannot open accel3")?;

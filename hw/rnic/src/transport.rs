@@ -1268,6 +1268,22 @@ impl Qp {
         let _ = cx.emit(&pkt, self.attr.dgid, self.qpn, 0, |_, _| Ok(()));
     }
 
+    /// The receive WQE at `index` cannot take the message: it completes with `status`
+    /// and the request is NAKed with `syndrome` (the QP goes to ERR).
+    fn fail_recv(
+        &mut self,
+        cx: &mut Cx<'_>,
+        wr_id: u64,
+        index: u32,
+        status: WcStatus,
+        psn: u32,
+        syndrome: u8,
+    ) {
+        self.rq_ci = self.rq_ci.wrapping_add(1);
+        self.recv_cqe(cx, wr_id, index, WcOpcode::Recv, status, 0, None, false);
+        self.nak(cx, psn, syndrome);
+    }
+
     /// Receiver not ready (no receive posted, or memory being paged in): the
     /// requester comes back after `min_rnr_timer`.
     fn rnr_nak(&self, cx: &mut Cx<'_>, psn: u32) {
@@ -1381,33 +1397,18 @@ impl Qp {
         }
         let index = self.rq_ci;
         let Some((wqe, sges)) = self.read_recv_wqe(cx, index) else {
-            self.rq_ci = self.rq_ci.wrapping_add(1);
-            self.recv_cqe(
-                cx,
-                0,
-                index,
-                WcOpcode::Recv,
-                WcStatus::LocQpOpErr,
-                0,
-                None,
-                false,
-            );
-            self.nak(cx, psn, syn::NAK_REM_OP);
+            self.fail_recv(cx, 0, index, WcStatus::LocQpOpErr, psn, syn::NAK_REM_OP);
             return None;
         };
         if wqe.num_sge > MAX_SGE {
-            self.rq_ci = self.rq_ci.wrapping_add(1);
-            self.recv_cqe(
+            self.fail_recv(
                 cx,
                 wqe.wr_id,
                 index,
-                WcOpcode::Recv,
                 WcStatus::LocQpOpErr,
-                0,
-                None,
-                false,
+                psn,
+                syn::NAK_REM_OP,
             );
-            self.nak(cx, psn, syn::NAK_REM_OP);
             return None;
         }
         Some((index, wqe.wr_id, sges))
@@ -1445,18 +1446,14 @@ impl Qp {
         let sges = sges.clone();
         if offset + payload.len() as u64 > sge_total(&sges) {
             self.msg = None;
-            self.rq_ci = self.rq_ci.wrapping_add(1);
-            self.recv_cqe(
+            self.fail_recv(
                 cx,
                 wr_id,
                 wqe_index,
-                WcOpcode::Recv,
                 WcStatus::LocLenErr,
-                0,
-                None,
-                false,
+                pkt.psn,
+                syn::NAK_INV_REQ,
             );
-            self.nak(cx, pkt.psn, syn::NAK_INV_REQ);
             return;
         }
         match cx.scatter(self.pdn, &sges, offset, payload) {
@@ -1473,18 +1470,14 @@ impl Qp {
             }
             Err(_) => {
                 self.msg = None;
-                self.rq_ci = self.rq_ci.wrapping_add(1);
-                self.recv_cqe(
+                self.fail_recv(
                     cx,
                     wr_id,
                     wqe_index,
-                    WcOpcode::Recv,
                     WcStatus::LocQpOpErr,
-                    0,
-                    None,
-                    false,
+                    pkt.psn,
+                    syn::NAK_REM_OP,
                 );
-                self.nak(cx, pkt.psn, syn::NAK_REM_OP);
                 return;
             }
         }

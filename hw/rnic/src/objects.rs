@@ -6,7 +6,6 @@ use std::collections::HashMap;
 
 use sagrada_hw_fabric::{DmaError, Fabric, Iova};
 use sagrada_hw_rnic_abi::queue::{self, Cqe, Eqe, owner_for};
-use sagrada_hw_rnic_abi::verbs::access;
 use zerocopy::IntoBytes;
 
 /// A memory key's translation state.
@@ -308,19 +307,4 @@ impl<T> Table<T> {
     pub fn values(&self) -> impl Iterator<Item = &T> {
         self.slots.values()
     }
-}
-
-/// Access a remote operation needs on the target key.
-pub(crate) fn remote_need(write: bool, read: bool, atomic: bool) -> u32 {
-    let mut need = 0;
-    if write {
-        need |= access::REMOTE_WRITE;
-    }
-    if read {
-        need |= access::REMOTE_READ;
-    }
-    if atomic {
-        need |= access::REMOTE_ATOMIC;
-    }
-    need
 }

@@ -28,7 +28,7 @@ use sagrada_hw_rnic_abi::{MAX_INLINE, MAX_PKT_PER_ACK, MAX_SGE, MAX_UNACKED_PSNS
 use zerocopy::FromBytes;
 
 use crate::link::Frame;
-use crate::objects::{Cq, CqPush, MemError, Mkey, Table, Translation, remote_need};
+use crate::objects::{Cq, CqPush, MemError, Mkey, Table, Translation};
 use crate::pkt::{Pkt, op, syn};
 use crate::wire::{PSN_MASK, psn_add, psn_diff};
 use crate::{Counter, Counters};
@@ -1323,16 +1323,21 @@ impl Qp {
         }
         self.nak_sent = false;
         let code = pkt.opcode & 0x1f;
-        let in_msg = self.msg.is_some();
-        let (first, middle) = match code {
-            op::SEND_FIRST | op::WRITE_FIRST => (true, false),
-            op::SEND_MIDDLE | op::WRITE_MIDDLE => (false, true),
-            op::SEND_LAST | op::SEND_LAST_IMM | op::WRITE_LAST | op::WRITE_LAST_IMM => {
-                (false, false)
-            }
-            _ => (true, false),
-        };
-        let continues = !first;
+        // MIDDLE and LAST packets continue a message; FIRST and MIDDLE carry exactly
+        // one MTU.
+        let continues = matches!(
+            code,
+            op::SEND_MIDDLE
+                | op::SEND_LAST
+                | op::SEND_LAST_IMM
+                | op::WRITE_MIDDLE
+                | op::WRITE_LAST
+                | op::WRITE_LAST_IMM
+        );
+        let full = matches!(
+            code,
+            op::SEND_FIRST | op::SEND_MIDDLE | op::WRITE_FIRST | op::WRITE_MIDDLE
+        );
         let seq_ok = match (&self.msg, continues) {
             (None, false) => true,
             (Some(InMsg::Send { .. }), true) => code <= op::SEND_LAST_IMM,
@@ -1341,7 +1346,6 @@ impl Qp {
             }
             _ => false,
         };
-        let _ = in_msg;
         if !seq_ok {
             self.nak(cx, pkt.psn, syn::NAK_INV_REQ);
             return;
@@ -1358,25 +1362,8 @@ impl Qp {
             self.nak(cx, pkt.psn, syn::NAK_INV_REQ);
             return;
         }
-        // Length rules: FIRST and MIDDLE carry exactly one MTU.
-        let mtu = self.mtu();
-        if (first || middle)
-            && !matches!(
-                code,
-                op::SEND_ONLY
-                    | op::SEND_ONLY_IMM
-                    | op::WRITE_ONLY
-                    | op::WRITE_ONLY_IMM
-                    | op::READ_REQUEST
-                    | op::CMP_SWAP
-                    | op::FETCH_ADD
-            )
-        {
-            if payload.len() as u64 != mtu {
-                self.nak(cx, pkt.psn, syn::NAK_INV_REQ);
-                return;
-            }
-        } else if payload.len() as u64 > mtu {
+        let len = payload.len() as u64;
+        if (full && len != self.mtu()) || len > self.mtu() {
             self.nak(cx, pkt.psn, syn::NAK_INV_REQ);
             return;
         }
@@ -1704,7 +1691,7 @@ impl Qp {
             self.nak(cx, pkt.psn, syn::NAK_INV_REQ);
             return;
         }
-        match cx.translate(rkey, self.pdn, remote_need(false, false, true), va, 8) {
+        match cx.translate(rkey, self.pdn, access::REMOTE_ATOMIC, va, 8) {
             Ok(()) => {}
             Err(MemError::Fault(k)) => {
                 cx.fault(k, self.qpn);

@@ -924,7 +924,7 @@ impl WorkCompletion {
     }
 }
 
-/// Which queue of its QP a completion is from.
+/// One of a QP's two work queues (and which one a completion is from).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Queue {
     Send,
@@ -1796,23 +1796,12 @@ impl QueuePair<'_> {
     /// malformed request, `EOPNOTSUPP` on UD, `ENOMEM` when the ring is full, `EFAULT`
     /// if an inline request's bytes cannot be read.
     pub fn post_send(&self, wrs: &[SendWr]) -> std::result::Result<(), PostError> {
-        if !self.live {
-            return Err(PostError {
-                index: 0,
-                errno: Errno::EINVAL,
-            });
-        }
         let p = self.ctx.p;
-        let mut rings = lock(&self.shared.rings);
-        let start = rings.sq.pi;
-        let mut result = Ok(());
-        for (index, wr) in wrs.iter().enumerate() {
-            let posted = (|| {
-                validate_send(wr, self.qp_type, rings.state, &self.limits)?;
-                let ring = self.sq.ok_or(Errno::ENOMEM)?;
-                if !rings.sq.has_room() {
-                    return Err(Errno::ENOMEM);
-                }
+        self.post(
+            wrs,
+            Queue::Send,
+            |wr, state| validate_send(wr, self.qp_type, state, &self.limits),
+            |wr| {
                 let gathered;
                 let inline = match (&wr.inline_data, wr.is_inline()) {
                     (_, false) => None,
@@ -1822,39 +1811,34 @@ impl QueuePair<'_> {
                         Some(gathered.as_slice())
                     }
                 };
-                let slot = encode_send_wqe(wr, inline, self.sq_sig_all)?;
-                let at = ring
-                    .ptr
-                    .checked_add(rings.sq.slot_offset(rings.sq.pi, SEND_WQE_SIZE))
-                    .ok_or(Errno::EFAULT)?;
-                p.write_mem(at, &slot)?;
-                rings.sq.pi = rings.sq.pi.wrapping_add(1);
-                Ok(())
-            })();
-            if let Err(errno) = posted {
-                result = Err(PostError { index, errno });
-                break;
-            }
-        }
-        let pi = rings.sq.pi;
-        if pi != start {
-            // The WQEs are in memory before the NIC hears of them.
-            fence(Ordering::Release);
-            if let Err(errno) = self
-                .ctx
-                .ring_doorbell(UAR_SQ_DB, qp_doorbell_value(self.qpn, pi))
-            {
-                // The NIC never heard of these: none of them is posted.
-                rings.sq.pi = start;
-                return Err(PostError { index: 0, errno });
-            }
-        }
-        result
+                Ok(encode_send_wqe(wr, inline, self.sq_sig_all)?.to_vec())
+            },
+        )
     }
 
     /// `ibv_post_recv`: as [`QueuePair::post_send`] for the receive ring (`EINVAL` in
     /// RESET or with too many SGEs, `ENOMEM` when full).
     pub fn post_recv(&self, wrs: &[RecvWr]) -> std::result::Result<(), PostError> {
+        self.post(
+            wrs,
+            Queue::Recv,
+            |wr, state| validate_recv(wr, state, &self.limits),
+            |wr| Ok(encode_recv_wqe(wr)?.to_vec()),
+        )
+    }
+
+    /// Posts `wrs` to one of the QP's rings: each is checked (`validate`), then needs a
+    /// free slot, then is encoded and written to its slot; one doorbell with the final
+    /// producer index follows. Processing stops at the first failure, whose index is
+    /// returned; the requests before it stay posted. If the doorbell store fails,
+    /// none of the call's requests is posted.
+    fn post<W>(
+        &self,
+        wrs: &[W],
+        queue: Queue,
+        validate: impl Fn(&W, QpState) -> std::result::Result<(), Errno>,
+        encode: impl Fn(&W) -> std::result::Result<Vec<u8>, Errno>,
+    ) -> std::result::Result<(), PostError> {
         if !self.live {
             return Err(PostError {
                 index: 0,
@@ -1862,23 +1846,28 @@ impl QueuePair<'_> {
             });
         }
         let p = self.ctx.p;
-        let mut rings = lock(&self.shared.rings);
-        let start = rings.rq.pi;
+        let mut guard = lock(&self.shared.rings);
+        let rings = &mut *guard;
+        let (mapping, ring, stride, doorbell) = match queue {
+            Queue::Send => (self.sq, &mut rings.sq, SEND_WQE_SIZE, UAR_SQ_DB),
+            Queue::Recv => (self.rq, &mut rings.rq, RECV_WQE_SIZE, UAR_RQ_DB),
+        };
+        let start = ring.pi;
         let mut result = Ok(());
         for (index, wr) in wrs.iter().enumerate() {
             let posted = (|| {
-                validate_recv(wr, rings.state, &self.limits)?;
-                let ring = self.rq.ok_or(Errno::ENOMEM)?;
-                if !rings.rq.has_room() {
+                validate(wr, rings.state)?;
+                let mapping = mapping.ok_or(Errno::ENOMEM)?;
+                if !ring.has_room() {
                     return Err(Errno::ENOMEM);
                 }
-                let slot = encode_recv_wqe(wr)?;
-                let at = ring
+                let slot = encode(wr)?;
+                let at = mapping
                     .ptr
-                    .checked_add(rings.rq.slot_offset(rings.rq.pi, RECV_WQE_SIZE))
+                    .checked_add(ring.slot_offset(ring.pi, stride))
                     .ok_or(Errno::EFAULT)?;
                 p.write_mem(at, &slot)?;
-                rings.rq.pi = rings.rq.pi.wrapping_add(1);
+                ring.pi = ring.pi.wrapping_add(1);
                 Ok(())
             })();
             if let Err(errno) = posted {
@@ -1886,14 +1875,16 @@ impl QueuePair<'_> {
                 break;
             }
         }
-        let pi = rings.rq.pi;
+        let pi = ring.pi;
         if pi != start {
+            // The WQEs are in memory before the NIC hears of them.
             fence(Ordering::Release);
             if let Err(errno) = self
                 .ctx
-                .ring_doorbell(UAR_RQ_DB, qp_doorbell_value(self.qpn, pi))
+                .ring_doorbell(doorbell, qp_doorbell_value(self.qpn, pi))
             {
-                rings.rq.pi = start;
+                // The NIC never heard of these: none of them is posted.
+                ring.pi = start;
                 return Err(PostError { index: 0, errno });
             }
         }

@@ -40,6 +40,7 @@ pub mod wire;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -115,6 +116,10 @@ impl Counters {
 
 const _: () = assert!(Counter::ALL.len() == 19);
 
+/// How long an engine that just finished a round watches for more work before it
+/// sleeps, in spin-loop hints (some tens of microseconds: about one burst of a peer).
+const IDLE_WATCH_SPINS: u32 = 2000;
+
 #[derive(Debug)]
 struct Pd;
 
@@ -130,6 +135,9 @@ struct Pending {
     fire: Vec<u32>,
     kick: bool,
     shutdown: bool,
+    /// The engine is waiting on the condition variable: only then does new work need a
+    /// wake-up (a futex call), not while it is busy and will look again anyway.
+    asleep: bool,
 }
 
 /// The device's tables and transport state.
@@ -155,6 +163,9 @@ struct Shared {
     eq: Mutex<EventQueue>,
     pending: Mutex<Pending>,
     wake: Condvar,
+    /// Bumped whenever work goes into `pending`: an engine that just went idle watches
+    /// it for a moment before it sleeps (see [`Shared::run`]).
+    posted: AtomicU64,
     port: Mutex<Option<Arc<dyn Carrier>>>,
 }
 
@@ -213,6 +224,7 @@ impl Rnic {
             eq: Mutex::new(EventQueue::default()),
             pending: Mutex::new(Pending::default()),
             wake: Condvar::new(),
+            posted: AtomicU64::new(0),
             port: Mutex::new(None),
         });
         fabric
@@ -289,8 +301,7 @@ impl Receiver for Shared {
             return;
         }
         p.rx.extend(frames);
-        drop(p);
-        self.wake.notify_one();
+        self.wake_engine(p);
     }
 }
 
@@ -310,18 +321,26 @@ fn parse<T: FromBytes>(body: &[u8]) -> Result<T, CmdStatus> {
 impl Shared {
     fn plug(&self, carrier: Arc<dyn Carrier>) {
         *lock(&self.port) = Some(carrier);
-        lock(&self.pending)
-            .events
-            .push((cmd::EVENT_PORT_CHANGE, 1, 1));
-        self.wake.notify_one();
+        let mut p = lock(&self.pending);
+        p.events.push((cmd::EVENT_PORT_CHANGE, 1, 1));
+        self.wake_engine(p);
     }
 
     fn kick(&self, f: impl FnOnce(&mut Pending)) {
         let mut p = lock(&self.pending);
         f(&mut p);
         p.kick = true;
+        self.wake_engine(p);
+    }
+
+    /// Releases `p` (after new work went into it) and wakes the engine if it sleeps.
+    fn wake_engine(&self, p: MutexGuard<'_, Pending>) {
+        let asleep = p.asleep;
+        self.posted.fetch_add(1, Ordering::Relaxed);
         drop(p);
-        self.wake.notify_one();
+        if asleep {
+            self.wake.notify_one();
+        }
     }
 
     // ------------------------------------------------------------------ registers
@@ -915,6 +934,10 @@ impl Shared {
         let mut scratch = Vec::new();
         let mut next_deadline: Option<Instant> = None;
         loop {
+            // Whether to watch for new work a little before sleeping: yes right after a
+            // round (traffic comes in bursts, and a futex sleep and wake-up per burst
+            // costs both ends more than the watch), no once the engine has been idle.
+            let mut watch = true;
             let (frames, doorbells, events, fire) = {
                 let mut p = lock(&self.pending);
                 loop {
@@ -931,6 +954,20 @@ impl Shared {
                     {
                         break;
                     }
+                    if watch {
+                        watch = false;
+                        let seen = self.posted.load(Ordering::Relaxed);
+                        drop(p);
+                        for _ in 0..IDLE_WATCH_SPINS {
+                            if self.posted.load(Ordering::Relaxed) != seen {
+                                break;
+                            }
+                            std::hint::spin_loop();
+                        }
+                        p = lock(&self.pending);
+                        continue;
+                    }
+                    p.asleep = true;
                     p = match next_deadline {
                         Some(d) => {
                             let wait = d.saturating_duration_since(Instant::now());
@@ -941,6 +978,7 @@ impl Shared {
                         }
                         None => self.wake.wait(p).unwrap_or_else(PoisonError::into_inner),
                     };
+                    p.asleep = false;
                 }
                 p.kick = false;
                 (

@@ -58,7 +58,8 @@ pub const MAX_RD_ATOMIC: u32 = 16;
 /// Doorbell pages (UARs) in BAR0; each open device context gets one.
 pub const NUM_UARS: u32 = 255;
 /// Largest number of packets a requester sends before it has their acknowledgements
-/// (`RXE_MAX_UNACKED_PSNS`).
-pub const MAX_UNACKED_PSNS: u32 = 128;
+/// (rxe's `RXE_MAX_UNACKED_PSNS` is 128; four times that keeps a burst in flight while
+/// the previous bursts' acknowledgements come back).
+pub const MAX_UNACKED_PSNS: u32 = 512;
 /// The NIC asks for an acknowledgement at least every this many packets.
 pub const MAX_PKT_PER_ACK: u32 = 64;

@@ -910,6 +910,8 @@ impl Shared {
             cqs,
             counters,
             out: &mut out,
+            // Entering a state sends nothing (a flush only completes WQEs).
+            transmit: &|_| {},
             events: &mut events,
             fire: &mut fire,
             now: Instant::now(),
@@ -1033,6 +1035,7 @@ impl Shared {
         }
         let mut out = Vec::new();
         let now = Instant::now();
+        let transmit = |frames: Vec<Frame>| self.transmit(frames);
         let mut inner = lock(&self.inner);
         inner.counters.add(Counter::RxPackets, frames.len() as u64);
         inner.counters.add(Counter::RxBytes, rx_bytes);
@@ -1055,6 +1058,7 @@ impl Shared {
             cqs,
             counters,
             out: &mut out,
+            transmit: &transmit,
             events: &mut events,
             fire: &mut fire,
             now,
@@ -1102,6 +1106,7 @@ impl Shared {
                 deadline = Some(deadline.map_or(d, |x: Instant| x.min(d)));
             }
         }
+        cx.flush();
         // Keep the QPs that still want to send in the ready list.
         let still: Vec<u32> = qps
             .values()
@@ -1109,14 +1114,6 @@ impl Shared {
             .map(|q| q.qpn)
             .collect();
         inner.ready.extend(still);
-        let frames_out = out;
-        let tx_bytes: u64 = frames_out.iter().map(|f| f.bytes.len() as u64).sum();
-        inner
-            .counters
-            .add(Counter::TxPackets, frames_out.len() as u64);
-        inner.counters.add(Counter::TxBytes, tx_bytes);
-        // 100 Gb/s: 12.5 bytes per ns.
-        inner.counters.add(Counter::WireTimeNs, tx_bytes * 2 / 25);
         // Completion events of armed CQs.
         let mut msis = Vec::new();
         {
@@ -1135,10 +1132,20 @@ impl Shared {
             }
         }
         drop(inner);
-        // Loopback inside the NIC (two QPs of the same port), the rest to the port.
-        let (local, remote): (Vec<Frame>, Vec<Frame>) = frames_out
-            .into_iter()
-            .partition(|f| f.dgid == self.config.gid);
+        // One interrupt per round is enough: the handler drains the whole EQ.
+        if let Some(&(addr, data)) = msis.last() {
+            let _ = fabric.dma_write(self.dev, Iova(addr), &data.to_le_bytes());
+        }
+        (again, deadline)
+    }
+}
+
+impl Shared {
+    /// Puts frames on the wire: those for the port's own GID loop back inside the NIC
+    /// (two QPs of the same port), the rest go to the carrier.
+    fn transmit(&self, frames: Vec<Frame>) {
+        let (local, remote): (Vec<Frame>, Vec<Frame>) =
+            frames.into_iter().partition(|f| f.dgid == self.config.gid);
         if !local.is_empty() {
             self.receive(local);
         }
@@ -1148,11 +1155,6 @@ impl Shared {
         {
             port.transmit_all(remote);
         }
-        // One interrupt per round is enough: the handler drains the whole EQ.
-        if let Some(&(addr, data)) = msis.last() {
-            let _ = fabric.dma_write(self.dev, Iova(addr), &data.to_le_bytes());
-        }
-        (again, deadline)
     }
 }
 

@@ -21,7 +21,8 @@
 //! the SG1 has it, one for vectors (the same [`Op`] on [`Type::VF32`] operands is the
 //! lane-wise operation). Vector–scalar forms are written with an explicit
 //! [`Op::Broadcast`]; instruction selection folds it into `vadds`/`vmuls`/`vmads`.
-//! The exact typing rules are [`Op::result_type`]'s, and `verify` checks them.
+//! Each [`Op`]'s documentation gives its operands and result types; `verify` checks
+//! them.
 //!
 //! The textual form (`print`) and the verifier (`verify`) are in submodules.
 

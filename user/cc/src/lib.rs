@@ -28,6 +28,7 @@ pub mod front;
 pub mod ir;
 pub mod lower;
 pub mod opt;
+pub mod random_program;
 pub mod span;
 
 use sagrada_isa::binary::KernelBinary;

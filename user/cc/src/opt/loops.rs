@@ -79,22 +79,55 @@ pub fn find_loops(f: &Function, dom: &DomTree) -> Vec<Loop> {
     loops
 }
 
-/// The loop's preheader, made if it has none (a new block with the header's parameter
-/// types, which the edges from outside the loop now enter and which jumps to the
-/// header). Gives the preheader and whether the function changed; a new preheader
-/// changes the control-flow graph, so dominators and loops must be recomputed.
-pub fn ensure_preheader(f: &mut Function, l: &Loop, dom: &DomTree) -> (Block, bool) {
+/// The loop's preheader, if it has one.
+pub fn preheader(f: &Function, l: &Loop, dom: &DomTree) -> Option<Block> {
     let preds = predecessors(f, dom);
     let outside: Vec<Block> = preds[l.header.0 as usize]
         .iter()
         .copied()
         .filter(|&p| !l.contains(p))
         .collect();
-    if let [p] = outside[..]
-        && matches!(&f.block(p).term, Terminator::Jump(t) if t.block == l.header)
-    {
+    match outside[..] {
+        [p] if matches!(&f.block(p).term, Terminator::Jump(t) if t.block == l.header) => Some(p),
+        _ => None,
+    }
+}
+
+/// Gives every loop of `f` a preheader; says whether it made any.
+pub fn ensure_preheaders(f: &mut Function) -> bool {
+    let mut changed = false;
+    // Each round makes at most one (the others' analyses are then stale); a round that
+    // makes none ends it.
+    for _ in 0..2 * f.blocks.len() + 2 {
+        let dom = DomTree::new(f);
+        let mut made = false;
+        for l in find_loops(f, &dom) {
+            if ensure_preheader(f, &l, &dom).1 {
+                made = true;
+                break;
+            }
+        }
+        changed |= made;
+        if !made {
+            break;
+        }
+    }
+    changed
+}
+
+/// The loop's preheader, made if it has none (a new block with the header's parameter
+/// types, which the edges from outside the loop now enter and which jumps to the
+/// header). Gives the preheader and whether the function changed; a new preheader
+/// changes the control-flow graph, so dominators and loops must be recomputed.
+pub fn ensure_preheader(f: &mut Function, l: &Loop, dom: &DomTree) -> (Block, bool) {
+    if let Some(p) = preheader(f, l, dom) {
         return (p, false);
     }
+    let outside: Vec<Block> = predecessors(f, dom)[l.header.0 as usize]
+        .iter()
+        .copied()
+        .filter(|&p| !l.contains(p))
+        .collect();
     let ph = f.add_block();
     let tys: Vec<_> = f
         .block(l.header)

@@ -96,8 +96,14 @@ fn guards_negation_and_passthru_round_trip() {
     let text = "kernel k(tensor<f32> a) scratch 0 {\nb0:\n  %0:i32 = const 5\n  %1:mask = lanes %0\n  %2:f32x64 = iota\n  %3:f32x64 = copy %2 @!%1 else %2\n  %4:i32 = const 0\n  %5:int4 = make_int4 %4, %4, %4, %4\n  store_tensor t0, %5, %3 @!%1\n  halt\n}\n";
     // iota gives an i32x64: the verifier catches the wrong type, the parser does not.
     let f = parse(text).unwrap();
-    assert!(verify(&f).unwrap_err().0.contains("Iota"), "{}", verify(&f).unwrap_err());
-    let fixed = text.replace("%2:f32x64 = iota", "%2:i32x64 = iota").replace("%3:f32x64", "%3:i32x64");
+    assert!(
+        verify(&f).unwrap_err().0.contains("Iota"),
+        "{}",
+        verify(&f).unwrap_err()
+    );
+    let fixed = text
+        .replace("%2:f32x64 = iota", "%2:i32x64 = iota")
+        .replace("%3:f32x64", "%3:i32x64");
     let g = parse(&fixed).unwrap();
     verify(&g).unwrap();
     assert_eq!(print(&g), fixed);
@@ -117,7 +123,12 @@ fn parse_errors_name_the_line() {
 #[test]
 fn parser_survives_garbage() {
     let inputs = [
-        "", "}", "kernel", "kernel k(", "kernel k() scratch x {", "kernel k() scratch 0 {\n}\n",
+        "",
+        "}",
+        "kernel",
+        "kernel k(",
+        "kernel k() scratch x {",
+        "kernel k() scratch 0 {\n}\n",
         "kernel k() scratch 0 {\nb0:\n  br %0, b1, b2\n}\n",
         "kernel k() scratch 0 {\nb0:\n  %0:i32 = idx 300\n  halt\n}\n",
         "kernel k() scratch 0 {\nb0:\n  %0:i32 = const 0x\n  halt\n}\n",
@@ -139,41 +150,60 @@ fn verify_err(text: &str) -> String {
 
 #[test]
 fn verifier_rejects_wrong_operand_types() {
-    let e = verify_err("kernel k() scratch 0 {\nb0:\n  %0:i32 = const 1\n  %1:f32 = const 1.0\n  %2:i32 = add %0, %1\n  halt\n}\n");
+    let e = verify_err(
+        "kernel k() scratch 0 {\nb0:\n  %0:i32 = const 1\n  %1:f32 = const 1.0\n  %2:i32 = add %0, %1\n  halt\n}\n",
+    );
     assert!(e.contains("one type"), "{e}");
 }
 
 #[test]
 fn verifier_rejects_guard_on_scalar_op_and_passthru_without_guard() {
-    let e = verify_err("kernel k() scratch 0 {\nb0:\n  %0:i32 = const 1\n  %1:mask = lanes %0\n  %2:i32 = add %0, %0 @%1\n  halt\n}\n");
+    let e = verify_err(
+        "kernel k() scratch 0 {\nb0:\n  %0:i32 = const 1\n  %1:mask = lanes %0\n  %2:i32 = add %0, %0 @%1\n  halt\n}\n",
+    );
     assert!(e.contains("takes no guard"), "{e}");
-    let e = verify_err("kernel k() scratch 0 {\nb0:\n  %0:i32x64 = iota\n  %1:i32x64 = add %0, %0 else %0\n  halt\n}\n");
+    let e = verify_err(
+        "kernel k() scratch 0 {\nb0:\n  %0:i32x64 = iota\n  %1:i32x64 = add %0, %0 else %0\n  halt\n}\n",
+    );
     assert!(e.contains("without a guard"), "{e}");
-    let e = verify_err("kernel k() scratch 0 {\nb0:\n  %0:i32x64 = iota\n  %1:i32 = const 1\n  %2:i32x64 = add %0, %0 @%1\n  halt\n}\n");
+    let e = verify_err(
+        "kernel k() scratch 0 {\nb0:\n  %0:i32x64 = iota\n  %1:i32 = const 1\n  %2:i32x64 = add %0, %0 @%1\n  halt\n}\n",
+    );
     assert!(e.contains("not a mask"), "{e}");
 }
 
 #[test]
 fn verifier_rejects_bad_targets_and_conditions() {
-    let e = verify_err("kernel k() scratch 0 {\nb0:\n  %0:i32 = const 1\n  jump b1\nb1(%1:i32):\n  halt\n}\n");
+    let e = verify_err(
+        "kernel k() scratch 0 {\nb0:\n  %0:i32 = const 1\n  jump b1\nb1(%1:i32):\n  halt\n}\n",
+    );
     assert!(e.contains("passes 0 values"), "{e}");
-    let e = verify_err("kernel k() scratch 0 {\nb0:\n  %0:f32 = const 1.0\n  br %0, b1, b1\nb1:\n  halt\n}\n");
+    let e = verify_err(
+        "kernel k() scratch 0 {\nb0:\n  %0:f32 = const 1.0\n  br %0, b1, b1\nb1:\n  halt\n}\n",
+    );
     assert!(e.contains("not an i32"), "{e}");
-    let e = verify_err("kernel k() scratch 0 {\nb0:\n  %0:f32 = const 1.0\n  jump b1(%0)\nb1(%1:i32):\n  halt\n}\n");
+    let e = verify_err(
+        "kernel k() scratch 0 {\nb0:\n  %0:f32 = const 1.0\n  jump b1(%0)\nb1(%1:i32):\n  halt\n}\n",
+    );
     assert!(e.contains("a f32") || e.contains("f32"), "{e}");
 }
 
 #[test]
 fn verifier_rejects_use_not_dominated() {
-    let e = verify_err("kernel k() scratch 0 {\nb0:\n  %0:i32 = idx 0\n  br %0, b1, b2\nb1:\n  %1:i32 = add %0, %0\n  jump b2\nb2:\n  %2:i32 = add %1, %0\n  halt\n}\n");
+    let e = verify_err(
+        "kernel k() scratch 0 {\nb0:\n  %0:i32 = idx 0\n  br %0, b1, b2\nb1:\n  %1:i32 = add %0, %0\n  jump b2\nb2:\n  %2:i32 = add %1, %0\n  halt\n}\n",
+    );
     assert!(e.contains("does not dominate"), "{e}");
-    let e = verify_err("kernel k() scratch 0 {\nb0:\n  %1:i32 = add %0, %0\n  %0:i32 = idx 0\n  halt\n}\n");
+    let e = verify_err(
+        "kernel k() scratch 0 {\nb0:\n  %1:i32 = add %0, %0\n  %0:i32 = idx 0\n  halt\n}\n",
+    );
     assert!(e.contains("does not dominate"), "{e}");
 }
 
 #[test]
 fn verifier_rejects_slot_and_argument_out_of_range() {
-    let e = verify_err("kernel k(tensor<f32> a) scratch 0 {\nb0:\n  %0:i32 = tdim t1, 0\n  halt\n}\n");
+    let e =
+        verify_err("kernel k(tensor<f32> a) scratch 0 {\nb0:\n  %0:i32 = tdim t1, 0\n  halt\n}\n");
     assert!(e.contains("no tensor t1"), "{e}");
     let e = verify_err("kernel k(tensor<f32> a) scratch 0 {\nb0:\n  %0:i32 = arg 0\n  halt\n}\n");
     assert!(e.contains("scalar argument 0"), "{e}");
@@ -207,17 +237,38 @@ fn verifier_rejects_structural_damage_without_panicking() {
 
     let mut f = Function::new("k", vec![]);
     let e = f.entry;
-    let i = f.create_inst(Op::Iota, vec![], Some(Type::VI32), None, None, Span::default());
+    let i = f.create_inst(
+        Op::Iota,
+        vec![],
+        Some(Type::VI32),
+        None,
+        None,
+        Span::default(),
+    );
     let r = f.inst(i).result.unwrap();
     f.append(e, Op::Copy, vec![r], Some(Type::VI32), Span::default());
-    assert!(verify(&f).unwrap_err().0.contains("no block parameter or placed"));
+    assert!(
+        verify(&f)
+            .unwrap_err()
+            .0
+            .contains("no block parameter or placed")
+    );
 }
 
 fn params_saxpy() -> Vec<Param> {
     vec![
-        Param { name: "alpha".into(), kind: ParamKind::F32 },
-        Param { name: "x".into(), kind: ParamKind::TensorF32 },
-        Param { name: "y".into(), kind: ParamKind::TensorF32 },
+        Param {
+            name: "alpha".into(),
+            kind: ParamKind::F32,
+        },
+        Param {
+            name: "x".into(),
+            kind: ParamKind::TensorF32,
+        },
+        Param {
+            name: "y".into(),
+            kind: ParamKind::TensorF32,
+        },
     ]
 }
 
@@ -228,9 +279,19 @@ fn interpreter_runs_saxpy_with_a_masked_tail() {
     let n = 100u32;
     let x: Vec<f32> = (0..n).map(|i| i as f32 * 0.5).collect();
     let y: Vec<f32> = (0..n).map(|i| 1.0 - i as f32).collect();
-    let t = [HostTensor::f32([n, 1, 1, 1], &x), HostTensor::f32([n, 1, 1, 1], &y)];
-    let (out, stats) =
-        run_tensors(&f, [n.div_ceil(64), 1, 1, 1], 3, &t, &[3.0f32.to_bits()], 10_000).unwrap();
+    let t = [
+        HostTensor::f32([n, 1, 1, 1], &x),
+        HostTensor::f32([n, 1, 1, 1], &y),
+    ];
+    let (out, stats) = run_tensors(
+        &f,
+        [n.div_ceil(64), 1, 1, 1],
+        3,
+        &t,
+        &[3.0f32.to_bits()],
+        10_000,
+    )
+    .unwrap();
     let want: Vec<f32> = x.iter().zip(&y).map(|(a, b)| a * 3.0 + b).collect();
     assert_eq!(f32s(&out[1]), want);
     assert_eq!(stats.invocations, 2);
@@ -240,8 +301,13 @@ fn interpreter_runs_saxpy_with_a_masked_tail() {
 fn interpreter_sums_rows_in_tree_order() {
     let f = parse(LOOP).unwrap();
     let (cols, rows) = (150u32, 3u32);
-    let x: Vec<f32> = (0..cols * rows).map(|i| ((i * 7919) % 1000) as f32 * 1e-3 + 1e4).collect();
-    let t = [HostTensor::f32([cols, rows, 1, 1], &x), HostTensor::f32([rows, 1, 1, 1], &[0.0; 3])];
+    let x: Vec<f32> = (0..cols * rows)
+        .map(|i| ((i * 7919) % 1000) as f32 * 1e-3 + 1e4)
+        .collect();
+    let t = [
+        HostTensor::f32([cols, rows, 1, 1], &x),
+        HostTensor::f32([rows, 1, 1, 1], &[0.0; 3]),
+    ];
     let (out, _) = run_tensors(&f, [rows, 1, 1, 1], 2, &t, &[], 100_000).unwrap();
     for r in 0..rows as usize {
         // The partial sums per lane, then the ISA's tree.
@@ -266,10 +332,22 @@ fn interpreter_reports_tensor_range_fault_of_an_active_lane() {
     let text = SAXPY.replace(" @%8", "");
     let f = parse(&text).unwrap();
     verify(&f).unwrap();
-    let t = [HostTensor::f32([100, 1, 1, 1], &[0.0; 100]), HostTensor::f32([100, 1, 1, 1], &[0.0; 100])];
+    let t = [
+        HostTensor::f32([100, 1, 1, 1], &[0.0; 100]),
+        HostTensor::f32([100, 1, 1, 1], &[0.0; 100]),
+    ];
     let e = run_tensors(&f, [2, 1, 1, 1], 1, &t, &[0], 10_000).unwrap_err();
     match e {
-        InterpError::Fault { kind: FaultKind::TensorRange { slot: 0, dim: 0, coord: 100 }, point, .. } => {
+        InterpError::Fault {
+            kind:
+                FaultKind::TensorRange {
+                    slot: 0,
+                    dim: 0,
+                    coord: 100,
+                },
+            point,
+            ..
+        } => {
             assert_eq!(point, [1, 0, 0, 0]);
         }
         e => panic!("{e}"),
@@ -283,14 +361,41 @@ fn interpreter_faults_on_division_by_zero_and_bad_scratch() {
     verify(&f).unwrap();
     assert!(run_tensors(&f, [1, 1, 1, 1], 1, &[], &[1], 100).is_ok());
     let e = run_tensors(&f, [1, 1, 1, 1], 1, &[], &[0], 100).unwrap_err();
-    assert!(matches!(e, InterpError::Fault { kind: FaultKind::DivideByZero, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            InterpError::Fault {
+                kind: FaultKind::DivideByZero,
+                ..
+            }
+        ),
+        "{e}"
+    );
 
     let text = "kernel k(i32 a) scratch 0 {\nb0:\n  %0:i32 = arg 0\n  %1:i32 = load_scratch 4, %0\n  halt\n}\n";
     let f = parse(text).unwrap();
     let e = run_tensors(&f, [1, 1, 1, 1], 1, &[], &[2], 100).unwrap_err();
-    assert!(matches!(e, InterpError::Fault { kind: FaultKind::Misaligned { addr: 6 }, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            InterpError::Fault {
+                kind: FaultKind::Misaligned { addr: 6 },
+                ..
+            }
+        ),
+        "{e}"
+    );
     let e = run_tensors(&f, [1, 1, 1, 1], 1, &[], &[256 * 1024 - 4], 100).unwrap_err();
-    assert!(matches!(e, InterpError::Fault { kind: FaultKind::ScratchRange { .. }, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            InterpError::Fault {
+                kind: FaultKind::ScratchRange { .. },
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]
@@ -298,7 +403,10 @@ fn interpreter_stops_at_the_step_limit() {
     let text = "kernel k() scratch 0 {\nb0:\n  jump b1\nb1:\n  jump b1\n}\n";
     let f = parse(text).unwrap();
     verify(&f).unwrap();
-    assert_eq!(run_tensors(&f, [1, 1, 1, 1], 1, &[], &[], 1000).unwrap_err(), InterpError::StepLimit(1000));
+    assert_eq!(
+        run_tensors(&f, [1, 1, 1, 1], 1, &[], &[], 1000).unwrap_err(),
+        InterpError::StepLimit(1000)
+    );
 }
 
 #[test]

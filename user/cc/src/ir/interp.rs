@@ -32,6 +32,9 @@ pub const POISON_LANE: u32 = 0xdead_beef;
 pub const POISON_MASK: u64 = 0xa5a5_a5a5_a5a5_a5a5;
 
 /// A run value.
+// Values live in one Vec per invocation; boxing the vectors would cost an allocation
+// per vector instruction for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Val {
     /// An `I32` or `F32` (its bits).
@@ -387,7 +390,12 @@ impl Machine<'_, '_> {
                 _ => return malformed(format!("the guard {} is not a mask", g.mask)),
             },
         };
-        let bad = || InterpError::Malformed(format!("instruction {} ({:?}) has operands of the wrong kinds", i.0, d.op));
+        let bad = || {
+            InterpError::Malformed(format!(
+                "instruction {} ({:?}) has operands of the wrong kinds",
+                i.0, d.op
+            ))
+        };
         let rty = d.result.and_then(|r| self.ty(r));
         let s = |k: usize| match args.get(k) {
             Some(Val::S(x)) => Ok(*x),
@@ -417,12 +425,10 @@ impl Machine<'_, '_> {
                 Val::S(bits)
             }),
             Op::Copy => Some(*args.first().ok_or_else(bad)?),
-            Op::Div | Op::Divu | Op::Rem | Op::Remu => {
-                match lanewise(d.op, s(0)?, s(1)?, 0) {
-                    Some(x) => Some(Val::S(x)),
-                    None => return self.fault(FaultKind::DivideByZero, i),
-                }
-            }
+            Op::Div | Op::Divu | Op::Rem | Op::Remu => match lanewise(d.op, s(0)?, s(1)?, 0) {
+                Some(x) => Some(Val::S(x)),
+                None => return self.fault(FaultKind::DivideByZero, i),
+            },
             Op::Broadcast => Some(Val::V([s(0)?; LANES])),
             Op::Iota => Some(Val::V(std::array::from_fn(|j| j as u32))),
             Op::Select if matches!(args.first(), Some(Val::M(_))) => {
@@ -626,7 +632,10 @@ impl Machine<'_, '_> {
             return Ok(());
         };
         // The lanes outside the guard: the passthru's, or poison.
-        if d.guard.is_some() && m != u64::MAX && !matches!(d.op, Op::RedAdd | Op::RedMax | Op::RedMin) {
+        if d.guard.is_some()
+            && m != u64::MAX
+            && !matches!(d.op, Op::RedAdd | Op::RedMax | Op::RedMin)
+        {
             let pt = match d.passthru {
                 Some(p) => Some(self.get(p)?),
                 None => None,
@@ -687,9 +696,9 @@ impl Machine<'_, '_> {
             if first >= d0 {
                 return self.fault(range(0, first), i);
             }
-            for dim in 1..4 {
-                if c[dim] >= t.dims[dim] {
-                    return self.fault(range(dim as u8, u64::from(c[dim])), i);
+            for (dim, (&cd, &size)) in c.iter().zip(&t.dims).enumerate().skip(1) {
+                if cd >= size {
+                    return self.fault(range(dim as u8, u64::from(cd)), i);
                 }
             }
             for j in lanes(m) {

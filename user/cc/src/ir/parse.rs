@@ -14,9 +14,7 @@
 use std::collections::HashMap;
 
 use super::print::{CONDS, SIMPLE};
-use super::{
-    Block, Function, Guard, Op, Param, ParamKind, Target, Terminator, Type, Value,
-};
+use super::{Block, Function, Guard, Op, Param, ParamKind, Target, Terminator, Type, Value};
 use crate::span::Span;
 
 /// Why a text is not a function in the textual form.
@@ -118,7 +116,10 @@ impl Line {
 
     fn end(&self) -> Result<(), ParseError> {
         if self.at < self.toks.len() {
-            self.fail(format!("expected the end of the line, found {}", self.found()))
+            self.fail(format!(
+                "expected the end of the line, found {}",
+                self.found()
+            ))
         } else {
             Ok(())
         }
@@ -217,8 +218,8 @@ fn parse_int(w: &str) -> Option<i64> {
 
 /// The bits of an f32 constant: `0xBITS [(value)]` or a float.
 fn const_f32(l: &mut Line, w: &str) -> Result<u32, ParseError> {
-    let bits = if w.starts_with("0x") {
-        match u32::from_str_radix(&w[2..], 16) {
+    let bits = if let Some(hex) = w.strip_prefix("0x") {
+        match u32::from_str_radix(hex, 16) {
             Ok(b) => b,
             Err(_) => return l.fail(format!("`{w}` is not 32 bits in hexadecimal")),
         }
@@ -267,20 +268,20 @@ fn op_of(l: &Line, name: &str, imms: &[Tok]) -> Result<Op, ParseError> {
             l.fail(format!("`{name}` takes no immediates"))
         };
     }
-    if let Some((kind, c)) = name.split_once('.') {
-        if let Some(&cond) = CONDS.iter().find(|c2| c2.name() == c) {
-            let op = match kind {
-                "icmp" => Some(Op::Icmp(cond)),
-                "fcmp" => Some(Op::Fcmp(cond)),
-                _ => None,
+    if let Some((kind, c)) = name.split_once('.')
+        && let Some(&cond) = CONDS.iter().find(|c2| c2.name() == c)
+    {
+        let op = match kind {
+            "icmp" => Some(Op::Icmp(cond)),
+            "fcmp" => Some(Op::Fcmp(cond)),
+            _ => None,
+        };
+        if let Some(op) = op {
+            return if want(0) {
+                Ok(op)
+            } else {
+                l.fail(format!("`{name}` takes no immediates"))
             };
-            if let Some(op) = op {
-                return if want(0) {
-                    Ok(op)
-                } else {
-                    l.fail(format!("`{name}` takes no immediates"))
-                };
-            }
         }
     }
     let op = match name {
@@ -300,12 +301,21 @@ fn op_of(l: &Line, name: &str, imms: &[Tok]) -> Result<Op, ParseError> {
         "load_scratch" if want(1) => offset(0).map(|offset| Op::LoadScratch { offset }),
         "store_scratch" if want(1) => offset(0).map(|offset| Op::StoreScratch { offset }),
         "load_scratch_vec" if want(1) => offset(0).map(|offset| Op::LoadScratchVec { offset }),
-        "store_scratch_vec" if want(1) => {
-            offset(0).map(|offset| Op::StoreScratchVec { offset })
-        }
-        "int4_get" | "int4_set" | "idx" | "idxn" | "arg" | "tdim" | "load_tensor"
-        | "store_tensor" | "load_tensor_scalar" | "store_tensor_scalar" | "load_scratch"
-        | "store_scratch" | "load_scratch_vec" | "store_scratch_vec" => {
+        "store_scratch_vec" if want(1) => offset(0).map(|offset| Op::StoreScratchVec { offset }),
+        "int4_get"
+        | "int4_set"
+        | "idx"
+        | "idxn"
+        | "arg"
+        | "tdim"
+        | "load_tensor"
+        | "store_tensor"
+        | "load_tensor_scalar"
+        | "store_tensor_scalar"
+        | "load_scratch"
+        | "store_scratch"
+        | "load_scratch_vec"
+        | "store_scratch_vec" => {
             return l.fail(format!(
                 "`{name}` takes a different number of immediates than {}",
                 imms.len()
@@ -315,7 +325,9 @@ fn op_of(l: &Line, name: &str, imms: &[Tok]) -> Result<Op, ParseError> {
     };
     match op {
         Some(op) => Ok(op),
-        None => l.fail(format!("an immediate of `{name}` is malformed or out of range")),
+        None => l.fail(format!(
+            "an immediate of `{name}` is malformed or out of range"
+        )),
     }
 }
 
@@ -592,7 +604,11 @@ fn build(
                 message: format!("block b{} is not defined", t.block),
             });
         };
-        let args = t.args.iter().map(|&a| val(line, a)).collect::<Result<_, _>>()?;
+        let args = t
+            .args
+            .iter()
+            .map(|&a| val(line, a))
+            .collect::<Result<_, _>>()?;
         Ok(Target { block, args })
     };
     let mut k = 0;
@@ -601,7 +617,11 @@ fn build(
         for pi in &pb.insts {
             let i = placed[k];
             k += 1;
-            let args = pi.args.iter().map(|&a| val(pi.line, a)).collect::<Result<_, _>>()?;
+            let args = pi
+                .args
+                .iter()
+                .map(|&a| val(pi.line, a))
+                .collect::<Result<_, _>>()?;
             let guard = match pi.guard {
                 Some((m, negated)) => Some(Guard {
                     mask: val(pi.line, m)?,

@@ -27,7 +27,7 @@
 //!
 //! The form is normalised so that it is stable: blocks are printed in reverse
 //! post-order from the entry (which is `b0`), then the blocks the entry cannot reach in
-//! index order, and blocks and values are renumbered densely in that order. Spans are
+//! index order (but not those that are empty and halt), and blocks and values are renumbered densely in that order. Spans are
 //! not printed. Nothing here panics on a malformed function: a value that nothing
 //! defines prints as `%?N` (its index) and a block out of range as `b?N`.
 
@@ -62,9 +62,7 @@ pub(crate) fn mnemonic(op: Op) -> (String, Vec<Imm>) {
         Op::LoadTensor { slot } => ("load_tensor".into(), vec![Imm::Slot(slot)]),
         Op::StoreTensor { slot } => ("store_tensor".into(), vec![Imm::Slot(slot)]),
         Op::LoadTensorScalar { slot } => ("load_tensor_scalar".into(), vec![Imm::Slot(slot)]),
-        Op::StoreTensorScalar { slot } => {
-            ("store_tensor_scalar".into(), vec![Imm::Slot(slot)])
-        }
+        Op::StoreTensorScalar { slot } => ("store_tensor_scalar".into(), vec![Imm::Slot(slot)]),
         Op::LoadScratch { offset } => ("load_scratch".into(), vec![n(offset.into())]),
         Op::StoreScratch { offset } => ("store_scratch".into(), vec![n(offset.into())]),
         Op::LoadScratchVec { offset } => ("load_scratch_vec".into(), vec![n(offset.into())]),
@@ -198,7 +196,13 @@ pub(crate) fn print_order(f: &Function) -> Vec<Block> {
         }
     }
     post.reverse();
-    post.extend((0..nb).filter(|&b| !seen[b]).map(|b| Block(b as u32)));
+    // Unreachable blocks that do nothing (what the passes leave) are not worth a line.
+    post.extend(
+        (0..nb)
+            .filter(|&b| !seen[b])
+            .filter(|&b| !f.blocks[b].insts.is_empty() || f.blocks[b].term != Terminator::Halt)
+            .map(|b| Block(b as u32)),
+    );
     post
 }
 
@@ -295,7 +299,10 @@ pub fn print(f: &Function) -> String {
                 let _ = write!(out, "{}:{} = ", names.v(r), ty_name(f, r));
             }
             if let Op::Const(bits) = d.op {
-                let ty = d.result.and_then(|r| f.values.get(r.0 as usize)).map(|v| v.ty);
+                let ty = d
+                    .result
+                    .and_then(|r| f.values.get(r.0 as usize))
+                    .map(|v| v.ty);
                 match ty {
                     Some(super::Type::F32) => {
                         let _ = write!(out, "const {bits:#010x} ({:?})", f32::from_bits(bits));

@@ -16,8 +16,7 @@
 use std::collections::HashSet;
 
 use super::{
-    Block, Function, Guard, Inst, Op, ParamKind, Terminator, Type, Value, ValueData,
-    ValueDef,
+    Block, Function, Guard, Inst, Op, ParamKind, Terminator, Type, Value, ValueData, ValueDef,
 };
 
 /// What is wrong with a function: the first broken rule, in a sentence.
@@ -468,13 +467,19 @@ pub fn verify(f: &Function) -> Result<(), VerifyError> {
     let nv = f.values.len();
     let nb = f.blocks.len();
     if f.entry.0 as usize >= nb {
-        return err(format!("the entry b{} is not a block ({nb} blocks)", f.entry.0));
+        return err(format!(
+            "the entry b{} is not a block ({nb} blocks)",
+            f.entry.0
+        ));
     }
     let at = placement(f)?;
     let value = |v: Value, what: &dyn Fn() -> String| -> Result<ValueData, VerifyError> {
         match f.values.get(v.0 as usize) {
             Some(d) => Ok(*d),
-            None => err(format!("{} uses {v}, which does not exist ({nv} values)", what())),
+            None => err(format!(
+                "{} uses {v}, which does not exist ({nv} values)",
+                what()
+            )),
         }
     };
 
@@ -549,7 +554,11 @@ pub fn verify(f: &Function) -> Result<(), VerifyError> {
             | Op::StoreTensor { slot }
             | Op::LoadTensorScalar { slot }
             | Op::StoreTensorScalar { slot } => {
-                let Some(p) = f.params.iter().filter(|p| p.kind.is_tensor()).nth(slot.into())
+                let Some(p) = f
+                    .params
+                    .iter()
+                    .filter(|p| p.kind.is_tensor())
+                    .nth(slot.into())
                 else {
                     return err(format!("{}: the kernel has no tensor t{slot}", here()));
                 };
@@ -615,7 +624,10 @@ pub fn verify(f: &Function) -> Result<(), VerifyError> {
             } => {
                 let t = use_of(*cond, &here)?;
                 if t != Type::I32 {
-                    return err(format!("{}: the condition {cond} is a {t}, not an i32", here()));
+                    return err(format!(
+                        "{}: the condition {cond} is a {t}, not an i32",
+                        here()
+                    ));
                 }
                 targets.push(then);
                 targets.push(otherwise);
@@ -623,7 +635,11 @@ pub fn verify(f: &Function) -> Result<(), VerifyError> {
         }
         for t in targets {
             let Some(td) = f.blocks.get(t.block.0 as usize) else {
-                return err(format!("{} jumps to {}, which does not exist", here(), t.block));
+                return err(format!(
+                    "{} jumps to {}, which does not exist",
+                    here(),
+                    t.block
+                ));
             };
             if td.params.len() != t.args.len() {
                 return err(format!(
@@ -654,14 +670,10 @@ pub fn verify(f: &Function) -> Result<(), VerifyError> {
     let reachable: HashSet<Block> = rpo.iter().copied().collect();
     let dominated = |v: Value, b: Block, pos: usize| -> bool {
         match f.values[v.0 as usize].def {
-            ValueDef::Param(d, _) => {
-                reachable.contains(&d) && dominates(&idom, f.entry, d, b)
-            }
+            ValueDef::Param(d, _) => reachable.contains(&d) && dominates(&idom, f.entry, d, b),
             ValueDef::Inst(i) => match at[i.0 as usize] {
                 Some((d, k)) if d == b => k < pos,
-                Some((d, _)) => {
-                    reachable.contains(&d) && dominates(&idom, f.entry, d, b)
-                }
+                Some((d, _)) => reachable.contains(&d) && dominates(&idom, f.entry, d, b),
                 None => false,
             },
         }
@@ -673,8 +685,7 @@ pub fn verify(f: &Function) -> Result<(), VerifyError> {
                 if !dominated(v, b, k) {
                     return err(format!(
                         "instruction {} ({:?}) in {b} uses {v}, whose definition does not dominate it",
-                        i.0,
-                        f.insts[i.0 as usize].op
+                        i.0, f.insts[i.0 as usize].op
                     ));
                 }
             }

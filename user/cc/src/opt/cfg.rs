@@ -71,7 +71,12 @@ fn threaded(f: &Function, t: &Target) -> Option<Target> {
     if !bd.insts.is_empty() || next.block == t.block {
         return None;
     }
-    let map: HashMap<Value, Value> = bd.params.iter().copied().zip(t.args.iter().copied()).collect();
+    let map: HashMap<Value, Value> = bd
+        .params
+        .iter()
+        .copied()
+        .zip(t.args.iter().copied())
+        .collect();
     Some(Target::new(
         next.block,
         next.args.iter().map(|a| *map.get(a).unwrap_or(a)).collect(),
@@ -117,8 +122,7 @@ fn merge(f: &mut Function) -> bool {
             continue;
         }
         // Merge successors into p for as long as they qualify.
-        loop {
-            let Terminator::Jump(t) = &f.block(p).term else { break };
+        while let Terminator::Jump(t) = &f.block(p).term {
             let s = t.block;
             if s == p || s == f.entry || preds[s.0 as usize].len() != 1 || gone[s.0 as usize] {
                 break;
@@ -181,7 +185,10 @@ mod tests {
         let want = print(&parse(after).unwrap());
         // Emptied blocks are printed after the live ones; compare the live part.
         let got = print(&f);
-        assert!(got.starts_with(want.trim_end_matches("}\n")), "got:\n{got}\nwant:\n{want}");
+        assert!(
+            got.starts_with(want.trim_end_matches("}\n")),
+            "got:\n{got}\nwant:\n{want}"
+        );
     }
 
     #[test]
@@ -244,7 +251,9 @@ b2(%2:i32):
 
     #[test]
     fn cycle_of_empty_blocks_terminates() {
-        let mut f = parse("kernel k() scratch 0 {\nb0:\n  jump b1\nb1:\n  jump b2\nb2:\n  jump b1\n}\n").unwrap();
+        let mut f =
+            parse("kernel k() scratch 0 {\nb0:\n  jump b1\nb1:\n  jump b2\nb2:\n  jump b1\n}\n")
+                .unwrap();
         run(&mut f);
         verify(&f).unwrap();
     }

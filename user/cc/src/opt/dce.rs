@@ -118,11 +118,11 @@ pub fn run(f: &mut Function) -> bool {
                 Terminator::Halt => {}
             }
         }
-        for b in 0..f.blocks.len() {
+        for (b, dead) in dead_params.iter().enumerate() {
             let kept: Vec<Value> = f.blocks[b]
                 .params
                 .iter()
-                .zip(&dead_params[b])
+                .zip(dead)
                 .filter(|&(_, &dead)| !dead)
                 .map(|(&p, _)| p)
                 .collect();

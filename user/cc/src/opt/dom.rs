@@ -46,12 +46,18 @@ impl DomTree {
 
     /// The immediate dominator of `b` (none for the entry and unreachable blocks).
     pub fn idom(&self, b: Block) -> Option<Block> {
-        self.idom.get(b.0 as usize).copied().flatten().filter(|&d| d != b)
+        self.idom
+            .get(b.0 as usize)
+            .copied()
+            .flatten()
+            .filter(|&d| d != b)
     }
 
     /// The blocks `b` immediately dominates.
     pub fn children(&self, b: Block) -> &[Block] {
-        self.children.get(b.0 as usize).map_or(&[], |c| c.as_slice())
+        self.children
+            .get(b.0 as usize)
+            .map_or(&[], |c| c.as_slice())
     }
 
     /// Whether `a` dominates `b` (every block dominates itself).

@@ -170,9 +170,8 @@ fn simplify(f: &Function, i: Inst) -> Option<Simpler> {
         Op::Copy => val(a),
         Op::Add | Op::Or | Op::Xor if int && cb == Some(0) => val(a),
         Op::Add | Op::Or | Op::Xor if int && ca == Some(0) => val(b?),
-        Op::Sub | Op::Shl | Op::Shr | Op::Sra if int && cb.is_some_and(|c| {
-            if d.op == Op::Sub { c == 0 } else { c & 31 == 0 }
-        }) =>
+        Op::Sub | Op::Shl | Op::Shr | Op::Sra
+            if int && cb.is_some_and(|c| if d.op == Op::Sub { c == 0 } else { c & 31 == 0 }) =>
         {
             val(a)
         }
@@ -210,7 +209,8 @@ fn simplify(f: &Function, i: Inst) -> Option<Simpler> {
             if t == e {
                 val(t)
             } else if f.ty(a) == Type::I32 {
-                f.as_const(a).map(|c| Simpler::Value(if c != 0 { t } else { e }))
+                f.as_const(a)
+                    .map(|c| Simpler::Value(if c != 0 { t } else { e }))
             } else if is_mask_all(f, a) {
                 val(t)
             } else {

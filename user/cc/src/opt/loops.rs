@@ -129,12 +129,7 @@ pub fn ensure_preheader(f: &mut Function, l: &Loop, dom: &DomTree) -> (Block, bo
         .filter(|&p| !l.contains(p))
         .collect();
     let ph = f.add_block();
-    let tys: Vec<_> = f
-        .block(l.header)
-        .params
-        .iter()
-        .map(|&p| f.ty(p))
-        .collect();
+    let tys: Vec<_> = f.block(l.header).params.iter().map(|&p| f.ty(p)).collect();
     let args: Vec<_> = tys.into_iter().map(|t| f.add_block_param(ph, t)).collect();
     f.block_mut(ph).term = Terminator::Jump(Target::new(l.header, args));
     for p in outside {
@@ -217,7 +212,10 @@ b4:
 
     #[test]
     fn loop_at_the_entry_gets_a_new_entry() {
-        let mut f = parse("kernel k() scratch 0 {\nb0:\n  %0:i32 = idx 0\n  br %0, b0, b1\nb1:\n  halt\n}\n").unwrap();
+        let mut f = parse(
+            "kernel k() scratch 0 {\nb0:\n  %0:i32 = idx 0\n  br %0, b0, b1\nb1:\n  halt\n}\n",
+        )
+        .unwrap();
         verify(&f).unwrap();
         let d = DomTree::new(&f);
         let loops = find_loops(&f, &d);

@@ -97,7 +97,9 @@ pub(crate) fn substitute(f: &mut Function, map: &HashMap<Value, Value>) {
     for b in 0..f.blocks.len() {
         for k in 0..f.blocks[b].insts.len() {
             let i = f.blocks[b].insts[k].0 as usize;
-            let Some(d) = f.insts.get_mut(i) else { continue };
+            let Some(d) = f.insts.get_mut(i) else {
+                continue;
+            };
             d.args.iter_mut().for_each(swap);
             if let Some(g) = &mut d.guard {
                 swap(&mut g.mask);

@@ -26,7 +26,9 @@ pub fn run(f: &mut Function) -> bool {
         }
     }
     let available = |v: Value, at_inst: Inst, at: &[Option<(Block, usize)>]| -> bool {
-        let Some((b, k)) = at[at_inst.0 as usize] else { return false };
+        let Some((b, k)) = at[at_inst.0 as usize] else {
+            return false;
+        };
         match f.def(v) {
             ValueDef::Param(d, _) => dom.dominates(d, b),
             ValueDef::Inst(i) => match at[i.0 as usize] {

@@ -228,7 +228,12 @@ fn reduce(f: &mut Function, l: &Loop, ph: Block, dom: &DomTree) -> bool {
         let (j, c0) = match made.get(&key) {
             Some(&x) => x,
             None => {
-                let k = f.block(h).params.iter().position(|&p| p == g.iv).unwrap_or(0);
+                let k = f
+                    .block(h)
+                    .params
+                    .iter()
+                    .position(|&p| p == g.iv)
+                    .unwrap_or(0);
                 let Some(&init) = inits.get(k) else { continue };
                 let span = f.inst(i).span;
                 let emit = |f: &mut Function, b: Block, op: Op, args: Vec<Value>| {
@@ -267,7 +272,9 @@ fn reduce(f: &mut Function, l: &Loop, ph: Block, dom: &DomTree) -> bool {
             let span = f.inst(i).span;
             let c = f.create_inst(Op::Const(diff), vec![], Some(Type::I32), None, None, span);
             let Some(b) = at[i.0 as usize] else { continue };
-            let Some(pos) = f.block(b).insts.iter().position(|&x| x == i) else { continue };
+            let Some(pos) = f.block(b).insts.iter().position(|&x| x == i) else {
+                continue;
+            };
             f.insert(b, pos, c);
             let cv = f.inst(c).result.unwrap_or(j);
             let d = f.inst_mut(i);

@@ -467,3 +467,63 @@ fn o1_gemm_inner_loop_has_no_multiply() {
     assert!(!loops.contains("mul"), "{text}");
     assert!(!loops.contains(" shl "), "{text}");
 }
+
+#[test]
+fn optimised_kernels_print_parse_and_print_identically() {
+    for (name, text) in KERNELS {
+        let mut f = parse(text).unwrap();
+        opt::optimize(&mut f, OptLevel::O1);
+        let once = print(&f);
+        let again = parse(&once).unwrap_or_else(|e| panic!("{name}: {e}\n{once}"));
+        verify(&again).unwrap();
+        assert_eq!(print(&again), once, "{name}");
+    }
+}
+
+#[test]
+fn damaged_functions_never_panic_verify_print_or_interp() {
+    use sagrada_cc::ir::{Block, Value};
+    let mut rng = Rng(12345);
+    for (name, text) in KERNELS {
+        let original = parse(text).unwrap();
+        for _ in 0..200 {
+            let mut f = original.clone();
+            let ni = f.insts.len() as u32;
+            let nv = f.values.len() as u32 + 3;
+            let nb = f.blocks.len() as u32 + 1;
+            for _ in 0..1 + rng.below(3) {
+                let i = rng.below(ni) as usize;
+                match rng.below(5) {
+                    0 if !f.insts[i].args.is_empty() => {
+                        let k = rng.below(f.insts[i].args.len() as u32) as usize;
+                        f.insts[i].args[k] = Value(rng.below(nv));
+                    }
+                    1 => f.insts[i].args.push(Value(rng.below(nv))),
+                    2 => {
+                        let b = rng.below(f.blocks.len() as u32) as usize;
+                        f.blocks[b].insts.reverse();
+                    }
+                    3 => {
+                        let b = rng.below(f.blocks.len() as u32) as usize;
+                        f.blocks[b].term = sagrada_cc::ir::Terminator::Jump(
+                            sagrada_cc::ir::Target::new(Block(rng.below(nb)), vec![]),
+                        );
+                    }
+                    _ => f.insts[i].result = Some(Value(rng.below(nv))),
+                }
+            }
+            let verified = verify(&f).is_ok();
+            let _ = print(&f);
+            let l = launch(name, &mut rng);
+            let r = run_tensors(&f, l.0, l.1, &l.2, &l.3, 100_000);
+            if verified {
+                // A function that passes the verifier runs without a malformed-IR stop.
+                assert!(
+                    !matches!(r, Err(InterpError::Malformed(_))),
+                    "{name}: {r:?}\n{}",
+                    print(&f)
+                );
+            }
+        }
+    }
+}

@@ -14,6 +14,9 @@
 //! - [`strength`]: strength reduction of `i*c (+ inv)` in loops to induction variables;
 //! - [`passthru`]: a masked merge folded into the guarded instruction it merges.
 //!
+//! The passes expect a function the verifier accepts (the driver verifies before and
+//! after); on anything else they may panic.
+//!
 //! [`dom`] and [`loops`] are the analyses they share. Left out: anything that needs
 //! alias analysis (loads are never moved, merged or hoisted), speculation of
 //! operations that can fault, and loop transformations beyond the above (no

@@ -30,6 +30,8 @@ use std::fmt;
 
 use crate::span::Span;
 
+pub mod interp;
+pub mod parse;
 pub mod print;
 pub mod verify;
 

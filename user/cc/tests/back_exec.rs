@@ -191,7 +191,10 @@ fn run_binary(
     core.start_launch();
     for &p in points {
         if let Err(e) = core.run(&program, &launch, p, &mut mem) {
-            panic!("the kernel stopped at {p:?}: {e:?}\n{}", sagrada_isa::disasm::disassemble(bin));
+            panic!(
+                "the kernel stopped at {p:?}: {e:?}\n{}",
+                sagrada_isa::disasm::disassemble(bin)
+            );
         }
     }
     for (k, t) in tensors.iter_mut().enumerate() {
@@ -405,8 +408,13 @@ fn scalar_compares_and_selects_match_the_host() {
         for r in run_both(&k.f, || vec![Tensor::zeros([n as u32, 1, 1, 1])], &scalars) {
             let got = &r.tensors[0].data;
             for (j, (g, e)) in got.iter().zip(&expect).enumerate() {
-                let nan = f32::from_bits(*e).is_nan() && f32::from_bits(*g).is_nan() && j >= n as usize - 3;
-                assert!(g == e || nan, "case {av} {bv} {xv} {yv}: element {j}: {g:#x} != {e:#x}");
+                let nan = f32::from_bits(*e).is_nan()
+                    && f32::from_bits(*g).is_nan()
+                    && j >= n as usize - 3;
+                assert!(
+                    g == e || nan,
+                    "case {av} {bv} {xv} {yv}: element {j}: {g:#x} != {e:#x}"
+                );
             }
         }
     }
@@ -624,7 +632,13 @@ fn vector_float_and_integer_arithmetic_matches_the_host() {
         }
     }
     let asm = compile(&k.f, OptLevel::O1).asm;
-    for m in ["vadds.f32", "vmuls.f32", "vmad.f32", "vmads.f32", "vadds.i32"] {
+    for m in [
+        "vadds.f32",
+        "vmuls.f32",
+        "vmad.f32",
+        "vmads.f32",
+        "vadds.i32",
+    ] {
         assert!(asm.contains(m), "no {m} in\n{asm}");
     }
 }
@@ -785,7 +799,11 @@ fn the_sum_loop_at_o1_has_no_moves() {
     let out = compile(&sum_loop(), OptLevel::O1);
     assert!(!out.asm.contains("mov "), "{}", out.asm);
     // The loop test branches to the exit and the body jumps back: two branches.
-    let jumps = out.asm.lines().filter(|l| l.trim_start().starts_with("j ")).count();
+    let jumps = out
+        .asm
+        .lines()
+        .filter(|l| l.trim_start().starts_with("j "))
+        .count();
     assert!(jumps <= 1, "{}", out.asm);
 }
 
@@ -846,7 +864,14 @@ fn guarded_operations_keep_the_passthru_lanes() {
     let bi = k.op(Op::CvtI32F32, &[b], Type::VI32);
     let all = k.op(Op::Const(0), &[], Type::Mask);
     let ne = k
-        .guarded(Op::Icmp(Cond::Ne), &[ai, bi], Some(Type::Mask), m, false, Some(all))
+        .guarded(
+            Op::Icmp(Cond::Ne),
+            &[ai, bi],
+            Some(Type::Mask),
+            m,
+            false,
+            Some(all),
+        )
         .unwrap();
     let sel = k.op(Op::Select, &[ne, a, b], Type::VF32);
     // Accumulate into r2 with vmads under the negated guard.
@@ -882,7 +907,12 @@ fn guarded_operations_keep_the_passthru_lanes() {
         if ne { f(0, l) } else { f(1, l) }.to_bits()
     }));
     expect.extend((0..64).map(|l| {
-        if l < 20 { er2(l) } else { f(0, l) * 2.0 + er2(l) }.to_bits()
+        if l < 20 {
+            er2(l)
+        } else {
+            f(0, l) * 2.0 + er2(l)
+        }
+        .to_bits()
     }));
     expect.extend((0..64).map(|l| if l < 20 { f(0, l).to_bits() } else { 0 }));
     expect.extend((0..64).map(|l| f(0, l).to_bits()));
@@ -922,7 +952,14 @@ fn row_sum() -> Function {
     let left = k.op(Op::Sub, &[cols, col], Type::I32);
     let m = k.op(Op::Lanes, &[left], Type::Mask);
     let v = k
-        .guarded(Op::LoadTensor { slot: 0 }, &[c], Some(Type::VF32), m, false, None)
+        .guarded(
+            Op::LoadTensor { slot: 0 },
+            &[c],
+            Some(Type::VF32),
+            m,
+            false,
+            None,
+        )
         .unwrap();
     let acc2 = k
         .guarded(Op::Fadd, &[acc, v], Some(Type::VF32), m, false, Some(acc))
@@ -945,8 +982,11 @@ fn a_row_sum_over_int4_coordinates_matches_the_host_and_the_hand_written_kernel(
     let mut g = Lcg(3);
     let input: Vec<u32> = (0..cols * rows).map(|_| g.small_f32().to_bits()).collect();
     let hand = sagrada_isa::asm::assemble(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../kernels/row_sum.s"))
-            .unwrap(),
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../kernels/row_sum.s"
+        ))
+        .unwrap(),
         "row_sum.s",
     )
     .unwrap();
@@ -1101,8 +1141,18 @@ fn forty_live_scalars_are_spilled_and_reloaded() {
     expect[40] = s as u32;
     for level in LEVELS {
         let out = compile(&k.f, level);
-        assert!(out.binary.scratch_bytes > 0, "nothing spilled:\n{}", out.asm);
-        let r = run_binary(&out.binary, vec![Tensor::zeros([41, 1, 1, 1])], &[av as u32], [1; 4], &[[0; 4]]);
+        assert!(
+            out.binary.scratch_bytes > 0,
+            "nothing spilled:\n{}",
+            out.asm
+        );
+        let r = run_binary(
+            &out.binary,
+            vec![Tensor::zeros([41, 1, 1, 1])],
+            &[av as u32],
+            [1; 4],
+            &[[0; 4]],
+        );
         assert_eq!(r.tensors[0].data, expect, "{level:?}");
     }
 }
@@ -1146,11 +1196,18 @@ fn forty_live_vectors_are_spilled_and_reloaded() {
     for level in LEVELS {
         let out = compile(&k.f, level);
         // Spill slots come after the kernel's own 100 bytes.
-        assert!(out.binary.scratch_bytes >= 100 + 256, "{}", out.binary.scratch_bytes);
+        assert!(
+            out.binary.scratch_bytes >= 100 + 256,
+            "{}",
+            out.binary.scratch_bytes
+        );
         assert!(out.asm.contains("stv"), "{}", out.asm);
         let r = run_binary(
             &out.binary,
-            vec![Tensor::new([64, 1, 1, 1], input.clone()), Tensor::zeros([64, 6, 1, 1])],
+            vec![
+                Tensor::new([64, 1, 1, 1], input.clone()),
+                Tensor::zeros([64, 6, 1, 1]),
+            ],
             &[],
             [1; 4],
             &[[0; 4]],
@@ -1194,7 +1251,10 @@ fn many_live_int4s_are_allocated_and_spilled() {
         let out = compile(&k.f, level);
         let r = run_binary(
             &out.binary,
-            vec![Tensor::new([20, 1, 1, 1], data.clone()), Tensor::zeros([20, 2, 1, 1])],
+            vec![
+                Tensor::new([20, 1, 1, 1], data.clone()),
+                Tensor::zeros([20, 2, 1, 1]),
+            ],
             &[base],
             [1; 4],
             &[[0; 4]],
@@ -1258,8 +1318,22 @@ fn arguments_and_scratch_are_declared_in_the_binary() {
     assert_eq!(out.binary.scratch_bytes, 64);
     assert_eq!(out.binary.code.len(), 1);
     assert_eq!(
-        sagrada_isa::Inst::decode(out.binary.code[0]).unwrap().op.opcode(),
+        sagrada_isa::Inst::decode(out.binary.code[0])
+            .unwrap()
+            .op
+            .opcode(),
         Opcode::Halt
     );
-    assert!(SCRATCH_BYTES > 64);
+}
+
+#[test]
+fn local_arrays_larger_than_the_scratchpad_are_refused() {
+    let mut k = K::new(&[]);
+    k.f.scratch_bytes = SCRATCH_BYTES as u32 + 4;
+    let e = back::compile(&k.f, OptLevel::O1).unwrap_err();
+    assert!(
+        e.message.contains(&(SCRATCH_BYTES + 4).to_string()),
+        "{}",
+        e.message
+    );
 }

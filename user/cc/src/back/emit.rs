@@ -115,18 +115,10 @@ impl Emitter<'_> {
     fn field(&self, a: Arg, kind: OperandKind) -> Result<u32, BackError> {
         let ok = match (a, kind) {
             (Arg::Zero, OperandKind::SReg | OperandKind::PReg) => Some(0),
-            (Arg::Reg(r), OperandKind::SReg) if self.mf.class(r) == Class::S => {
-                Some(self.phys(r)?)
-            }
-            (Arg::Reg(r), OperandKind::VReg) if self.mf.class(r) == Class::V => {
-                Some(self.phys(r)?)
-            }
-            (Arg::Reg(r), OperandKind::PReg) if self.mf.class(r) == Class::P => {
-                Some(self.phys(r)?)
-            }
-            (Arg::Reg(r), OperandKind::CReg) if self.mf.class(r) == Class::Q => {
-                Some(self.phys(r)?)
-            }
+            (Arg::Reg(r), OperandKind::SReg) if self.mf.class(r) == Class::S => Some(self.phys(r)?),
+            (Arg::Reg(r), OperandKind::VReg) if self.mf.class(r) == Class::V => Some(self.phys(r)?),
+            (Arg::Reg(r), OperandKind::PReg) if self.mf.class(r) == Class::P => Some(self.phys(r)?),
+            (Arg::Reg(r), OperandKind::CReg) if self.mf.class(r) == Class::Q => Some(self.phys(r)?),
             (Arg::Part(r, k), OperandKind::SReg) if self.mf.class(r) == Class::Q && k < 4 => {
                 Some(self.phys(r)? + u32::from(k))
             }
@@ -227,8 +219,8 @@ impl Emitter<'_> {
         }
         pending.retain(|(d, s)| d != s);
         while !pending.is_empty() {
-            let ready = (0..pending.len())
-                .find(|&k| !pending.iter().any(|(_, s)| *s == pending[k].0));
+            let ready =
+                (0..pending.len()).find(|&k| !pending.iter().any(|(_, s)| *s == pending[k].0));
             match ready {
                 Some(k) => {
                     let (d, s) = pending.remove(k);
@@ -310,7 +302,11 @@ impl Emitter<'_> {
             guard: 0,
             fields,
         };
-        Ok(vec![raw(vec![x, x, y]), raw(vec![y, x, y]), raw(vec![x, x, y])])
+        Ok(vec![
+            raw(vec![x, x, y]),
+            raw(vec![y, x, y]),
+            raw(vec![x, x, y]),
+        ])
     }
 }
 

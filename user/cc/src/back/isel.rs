@@ -188,7 +188,8 @@ impl Isel<'_> {
     /// Whether a value made by `producer` may be folded into `consumer`: the lanes the
     /// consumer reads are the ones the producer computed.
     fn compatible(producer: &ir::InstData, consumer: &ir::InstData) -> bool {
-        producer.guard.is_none() || (producer.guard == consumer.guard && producer.passthru.is_none())
+        producer.guard.is_none()
+            || (producer.guard == consumer.guard && producer.passthru.is_none())
     }
 
     /// The scalar `v` broadcasts, if `v` is a broadcast `consumer` can fold.
@@ -201,8 +202,11 @@ impl Isel<'_> {
     /// `(a, b)` if `v` is a product only `consumer` reads and it can fold.
     fn product(&self, v: Value, consumer: &ir::InstData) -> Option<(Value, Value)> {
         let d = self.def_of(v)?;
-        (d.op == Op::Fmul && d.args.len() == 2 && self.single_use(v) && Self::compatible(d, consumer))
-            .then(|| (d.args[0], d.args[1]))
+        (d.op == Op::Fmul
+            && d.args.len() == 2
+            && self.single_use(v)
+            && Self::compatible(d, consumer))
+        .then(|| (d.args[0], d.args[1]))
     }
 
     /// The new register of `i`'s result.
@@ -614,9 +618,11 @@ impl Isel<'_> {
             Op::Idxn(d) => self.def(&i, Opcode::Idxn, vec![Arg::Imm(u32::from(d))])?,
             Op::CoreId => self.def(&i, Opcode::Coreid, vec![])?,
             Op::Arg(n) => self.def(&i, Opcode::Ldarg, vec![Arg::Imm(n)])?,
-            Op::Tdim { slot, dim } => {
-                self.def(&i, Opcode::Tdim, vec![Arg::Slot(slot), Arg::Imm(u32::from(dim))])?
-            }
+            Op::Tdim { slot, dim } => self.def(
+                &i,
+                Opcode::Tdim,
+                vec![Arg::Slot(slot), Arg::Imm(u32::from(dim))],
+            )?,
             Op::LoadTensor { slot } => {
                 self.need(&i, 1)?;
                 let c = self.arg(i.args[0])?;
@@ -760,7 +766,11 @@ impl Isel<'_> {
 
     fn float_scalar(&mut self, i: &ir::InstData) -> Result<(), BackError> {
         if i.op == Op::Fmad {
-            let (a, b, c) = (self.arg(i.args[0])?, self.arg(i.args[1])?, self.arg(i.args[2])?);
+            let (a, b, c) = (
+                self.arg(i.args[0])?,
+                self.arg(i.args[1])?,
+                self.arg(i.args[2])?,
+            );
             return self.def(i, Opcode::Mad, vec![a, b, c]);
         }
         let (x, y) = (i.args[0], i.args[1]);
@@ -965,7 +975,10 @@ impl Isel<'_> {
         let diff = self.new_reg(Class::S);
         self.op(Opcode::Xor, vec![Arg::Reg(diff), a, b]);
         let masked = self.new_reg(Class::S);
-        self.op(Opcode::And, vec![Arg::Reg(masked), Arg::Reg(diff), Arg::Reg(neg)]);
+        self.op(
+            Opcode::And,
+            vec![Arg::Reg(masked), Arg::Reg(diff), Arg::Reg(neg)],
+        );
         self.def(i, Opcode::Xor, vec![b, Arg::Reg(masked)])
     }
 

@@ -150,12 +150,7 @@ impl File {
     }
 }
 
-fn scan(
-    mf: &MFunc,
-    iv: &Intervals,
-    unspillable: &[bool],
-    name: &str,
-) -> Result<Scan, BackError> {
+fn scan(mf: &MFunc, iv: &Intervals, unspillable: &[bool], name: &str) -> Result<Scan, BackError> {
     let n = mf.classes.len();
     let mut order: Vec<VReg> = (0..n as u32)
         .map(VReg)
@@ -204,7 +199,11 @@ fn scan(
         };
         let lo = if class == Class::V { 0 } else { 1 };
         let width = if class == Class::Q { 4 } else { 1 };
-        let top = if class == Class::Q { 28 } else { file.owner.len() - 1 };
+        let top = if class == Class::Q {
+            28
+        } else {
+            file.owner.len() - 1
+        };
         let free = |file: &File, p: usize| (p..p + width).all(|k| file.owner[k].is_none());
         let mut pick = hint
             .map(usize::from)
@@ -280,15 +279,19 @@ fn pressure(name: &str, class: Class) -> BackError {
              not spill masks"
         ),
         Class::V => format!("kernel {name} needs more than 32 vector registers in one instruction"),
-        _ => format!(
-            "kernel {name} needs more scalar registers in one instruction than s1-s31 hold"
-        ),
+        _ => {
+            format!("kernel {name} needs more scalar registers in one instruction than s1-s31 hold")
+        }
     };
     BackError {
         message,
         span: None,
     }
 }
+
+/// A short-lived register standing for a spilled one (or one of its parts) in one
+/// instruction: `((spilled, part), temporary, read, written)`.
+type SpillTemp = ((VReg, Option<u8>), VReg, bool, bool);
 
 /// Gives each register of `regs` a scratchpad slot and rewrites its uses and writes
 /// through short-lived registers.
@@ -307,7 +310,9 @@ fn spill(
             Class::V => 256,
             Class::P => 0,
         };
-        let end = next_slot.checked_add(size).filter(|&e| e as usize <= SCRATCH_BYTES);
+        let end = next_slot
+            .checked_add(size)
+            .filter(|&e| e as usize <= SCRATCH_BYTES);
         let Some(end) = end else {
             return Err(BackError {
                 message: format!(
@@ -330,7 +335,7 @@ fn spill(
                 continue;
             }
             // (register, part) -> (temporary, read, written)
-            let mut temps: Vec<((VReg, Option<u8>), VReg, bool, bool)> = Vec::new();
+            let mut temps: Vec<SpillTemp> = Vec::new();
             inst.for_each_reg(|arg, acc| {
                 let Some(r) = arg.vreg() else { return };
                 if !slot.contains_key(&r) {
@@ -406,14 +411,24 @@ fn load(mf: &MFunc, out: &mut Vec<MInst>, t: VReg, addr: u32) {
         tied: false,
     };
     match mf.class(t) {
-        Class::S => out.push(op(Opcode::Lds, vec![Arg::Reg(t), Arg::Zero, Arg::Imm(addr)])),
-        Class::V => out.push(op(Opcode::Ldv, vec![Arg::Reg(t), Arg::Zero, Arg::Imm(addr)])),
+        Class::S => out.push(op(
+            Opcode::Lds,
+            vec![Arg::Reg(t), Arg::Zero, Arg::Imm(addr)],
+        )),
+        Class::V => out.push(op(
+            Opcode::Ldv,
+            vec![Arg::Reg(t), Arg::Zero, Arg::Imm(addr)],
+        )),
         Class::Q => {
             out.push(MInst::Def(t));
             for k in 0..4u8 {
                 out.push(op(
                     Opcode::Lds,
-                    vec![Arg::Part(t, k), Arg::Zero, Arg::Imm(addr + 4 * u32::from(k))],
+                    vec![
+                        Arg::Part(t, k),
+                        Arg::Zero,
+                        Arg::Imm(addr + 4 * u32::from(k)),
+                    ],
                 ));
             }
         }
@@ -429,13 +444,23 @@ fn store(mf: &MFunc, out: &mut Vec<MInst>, t: VReg, addr: u32) {
         tied: false,
     };
     match mf.class(t) {
-        Class::S => out.push(op(Opcode::Sts, vec![Arg::Reg(t), Arg::Zero, Arg::Imm(addr)])),
-        Class::V => out.push(op(Opcode::Stv, vec![Arg::Reg(t), Arg::Zero, Arg::Imm(addr)])),
+        Class::S => out.push(op(
+            Opcode::Sts,
+            vec![Arg::Reg(t), Arg::Zero, Arg::Imm(addr)],
+        )),
+        Class::V => out.push(op(
+            Opcode::Stv,
+            vec![Arg::Reg(t), Arg::Zero, Arg::Imm(addr)],
+        )),
         Class::Q => {
             for k in 0..4u8 {
                 out.push(op(
                     Opcode::Sts,
-                    vec![Arg::Part(t, k), Arg::Zero, Arg::Imm(addr + 4 * u32::from(k))],
+                    vec![
+                        Arg::Part(t, k),
+                        Arg::Zero,
+                        Arg::Imm(addr + 4 * u32::from(k)),
+                    ],
                 ));
             }
         }

@@ -66,7 +66,11 @@ pub fn select(f: &Function) -> Result<MFunc, BackError> {
     for &b in &order {
         s.cur = b.0 as usize;
         for &i in &f.block(b).insts {
-            s.inst(i)?;
+            // Point the diagnostic at the instruction it is about.
+            s.inst(i).map_err(|mut e| {
+                e.span = e.span.or(f.insts.get(i.0 as usize).map(|d| d.span));
+                e
+            })?;
         }
         s.term(b)?;
     }

@@ -1,5 +1,24 @@
-//! The back end: instruction selection, register allocation and emission. (Being
-//! written.)
+//! The back end: instruction selection, register allocation and emission.
+//!
+//! - [`isel`]: the IR to machine IR ([`mir`]) over virtual registers, built from the
+//!   ISA's own `Opcode`s and their operand lists (there is no second description of
+//!   the instructions), with immediates, broadcasts, multiply-adds, `vmadl` and
+//!   compare-and-branch folded in.
+//! - [`regalloc`]: copy coalescing (at `-O1`) and linear-scan allocation with spilling
+//!   to the scratchpad after the kernel's own bytes. Masks are not spilled: more than
+//!   seven live at once is a [`BackError`].
+//! - [`emit`]: moves for the parallel copies, block layout, branch offsets, the
+//!   [`KernelBinary`] and its listing (`sagrada_isa::disasm`, which reassembles to the
+//!   identical binary).
+//!
+//! At `-O0` nothing is coalesced and every jump is emitted; `-O1` adds the coalescing,
+//! the threading of empty blocks and the removal of jumps to the next instruction.
+//! Left out: scheduling, rematerialisation, interval splitting.
+
+pub mod emit;
+pub mod isel;
+pub mod mir;
+pub mod regalloc;
 
 use sagrada_isa::binary::KernelBinary;
 
@@ -27,9 +46,21 @@ pub struct BackError {
 }
 
 /// Compiles `f` to a kernel binary.
-pub fn compile(f: &Function, _level: OptLevel) -> Result<Output, BackError> {
-    Err(BackError {
-        message: format!("kernel {}: the back end is not written yet", f.name),
-        span: None,
-    })
+pub fn compile(f: &Function, level: OptLevel) -> Result<Output, BackError> {
+    if f.scratch_bytes as usize > sagrada_isa::SCRATCH_BYTES {
+        return Err(BackError {
+            message: format!(
+                "kernel {}: its local arrays take {} bytes of scratchpad; a core has {}",
+                f.name,
+                f.scratch_bytes,
+                sagrada_isa::SCRATCH_BYTES
+            ),
+            span: None,
+        });
+    }
+    let mut mf = isel::select(f)?;
+    let asg = regalloc::allocate(&mut mf, f.scratch_bytes, level == OptLevel::O1, &f.name)?;
+    let binary = emit::emit(f, &mf, &asg, level)?;
+    let asm = sagrada_isa::disasm::disassemble(&binary);
+    Ok(Output { binary, asm })
 }

@@ -286,6 +286,11 @@ impl<'a> Parser<'a> {
                 break Ok(self.bump());
             }
             if matches!(self.peek(), Tok::Eof) || self.give_up() {
+                // An inner block already said the file ended too early.
+                let at_end = self.span();
+                if self.give_up() || self.errs.last().is_some_and(|e| e.span == at_end) {
+                    break Err(Reported);
+                }
                 let (line, col, _) = crate::diag::line_col(self.src, open.start);
                 break self.expected(&format!(
                     "`}}` to close the block opened at {line}:{col}"

@@ -142,19 +142,31 @@ pub fn check(src: &str, items: &[ast::Item]) -> Result<Checked, Vec<Diagnostic>>
     }
 }
 
+/// The optimal-string-alignment distance: insertions, deletions, substitutions and
+/// swaps of neighbours each cost one (so `cuont` is one away from `count`).
 fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            let v = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-            cur.push(v);
+    let w = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * w];
+    for i in 0..=a.len() {
+        for j in 0..=b.len() {
+            let v = if i == 0 || j == 0 {
+                i + j
+            } else {
+                let cost = usize::from(a[i - 1] != b[j - 1]);
+                let mut v = (d[(i - 1) * w + j] + 1)
+                    .min(d[i * w + j - 1] + 1)
+                    .min(d[(i - 1) * w + j - 1] + cost);
+                if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                    v = v.min(d[(i - 2) * w + j - 2] + 1);
+                }
+                v
+            };
+            d[i * w + j] = v;
         }
-        prev = cur;
     }
-    prev.last().copied().unwrap_or(0)
+    d.last().copied().unwrap_or(0)
 }
 
 /// `; did you mean `x`?` for the closest candidate, if one is close.

@@ -79,7 +79,10 @@ pub fn lower(p: &Program) -> Function {
             slot += 1;
         } else {
             let ty = p.vars.get(v.0 as usize).map_or(Ty::I32, |x| x.ty);
-            let span = p.vars.get(v.0 as usize).map_or_else(Span::default, |x| x.span);
+            let span = p
+                .vars
+                .get(v.0 as usize)
+                .map_or_else(Span::default, |x| x.span);
             let val = l.emit(Op::Arg(arg), vec![], ty.ir(), span);
             l.push(*v, 0, val);
             arg += 1;
@@ -557,9 +560,12 @@ impl Lower<'_> {
                     };
                     self.emit(op, vec![*a], *t, span)
                 }
-                Root::Tensor(slot, c) => {
-                    self.emit(Op::LoadTensorScalar { slot: *slot }, vec![*c], root_ty, span)
-                }
+                Root::Tensor(slot, c) => self.emit(
+                    Op::LoadTensorScalar { slot: *slot },
+                    vec![*c],
+                    root_ty,
+                    span,
+                ),
             })
         } else {
             None
@@ -577,9 +583,12 @@ impl Lower<'_> {
         let nv = self.expr(value);
         self.place_cur = None;
         let new_root = match (&sub, old_root) {
-            (Some((true, k, _)), Some(r)) => {
-                self.emit(Op::Int4Set((*k).min(3) as u8), vec![r, nv], Type::Int4, span)
-            }
+            (Some((true, k, _)), Some(r)) => self.emit(
+                Op::Int4Set((*k).min(3) as u8),
+                vec![r, nv],
+                Type::Int4,
+                span,
+            ),
             (Some((false, _, Some(i))), Some(r)) => {
                 self.emit(Op::Insert, vec![r, nv, *i], root_ty, span)
             }

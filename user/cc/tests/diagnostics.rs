@@ -6,14 +6,14 @@ use sagrada_cc::front::check;
 fn errors(src: &str) -> Vec<String> {
     match check(src) {
         Ok(_) => panic!("accepted:\n{src}"),
-        Err(d) => d
-            .0
-            .iter()
-            .map(|e| {
-                let (l, c, _) = sagrada_cc::diag::line_col(src, e.span.start);
-                format!("{l}:{c}: {}", e.message)
-            })
-            .collect(),
+        Err(d) => {
+            d.0.iter()
+                .map(|e| {
+                    let (l, c, _) = sagrada_cc::diag::line_col(src, e.span.start);
+                    format!("{l}:{c}: {}", e.message)
+                })
+                .collect()
+        }
     }
 }
 
@@ -30,30 +30,51 @@ fn body(stmts: &str) -> String {
 
 #[test]
 fn lexical_bad_character() {
-    assert_eq!(one(&body("int x = 1 @ 2;")), "2:15: unexpected character `@`");
+    assert_eq!(
+        one(&body("int x = 1 @ 2;")),
+        "2:15: unexpected character `@`"
+    );
 }
 
 #[test]
 fn lexical_unterminated_comment() {
-    assert_eq!(one(&body("/* never closed")), "2:5: unterminated comment: this `/*` has no matching `*/`");
+    assert_eq!(
+        one(&body("/* never closed")),
+        "2:5: unterminated comment: this `/*` has no matching `*/`"
+    );
 }
 
 #[test]
 fn lexical_integer_too_large() {
-    assert_eq!(one(&body("int x = 4294967296;")), "2:13: integer literal `4294967296` does not fit in 32 bits");
+    assert_eq!(
+        one(&body("int x = 4294967296;")),
+        "2:13: integer literal `4294967296` does not fit in 32 bits"
+    );
 }
 
 #[test]
 fn lexical_bad_float() {
-    assert_eq!(one(&body("f32 x = 1e+;")), "2:13: malformed float literal `1e+`: the exponent has no digits");
-    assert_eq!(one(&body("f32 x = 1e39;")), "2:13: float literal `1e39` is too large for an f32");
+    assert_eq!(
+        one(&body("f32 x = 1e+;")),
+        "2:13: malformed float literal `1e+`: the exponent has no digits"
+    );
+    assert_eq!(
+        one(&body("f32 x = 1e39;")),
+        "2:13: float literal `1e39` is too large for an f32"
+    );
 }
 
 #[test]
 fn parse_missing_paren_after_call_arguments() {
     let src = "kernel k(tensor<f32> a) {\n    int4 at = int4(0);\n    f32x64 x = load(a, at;\n}\n";
-    assert_eq!(one(src), "3:26: expected `)` after the arguments of `load`, found `;`");
-    let rendered = check(src).err().map(|d| d.render(src, "add.sgc")).unwrap_or_default();
+    assert_eq!(
+        one(src),
+        "3:26: expected `)` after the arguments of `load`, found `;`"
+    );
+    let rendered = check(src)
+        .err()
+        .map(|d| d.render(src, "add.sgc"))
+        .unwrap_or_default();
     assert_eq!(
         rendered,
         "add.sgc:3:26: expected `)` after the arguments of `load`, found `;`\n    f32x64 x = load(a, at;\n                         ^\n"
@@ -62,12 +83,18 @@ fn parse_missing_paren_after_call_arguments() {
 
 #[test]
 fn parse_missing_semicolon() {
-    assert_eq!(one(&body("int x = 1\n    x = 2;")), "3:5: expected `;` after the declaration of `x`, found `x`");
+    assert_eq!(
+        one(&body("int x = 1\n    x = 2;")),
+        "3:5: expected `;` after the declaration of `x`, found `x`"
+    );
 }
 
 #[test]
 fn parse_expected_expression() {
-    assert_eq!(one(&body("int x = (1 + );")), "2:18: expected an expression, found `)`");
+    assert_eq!(
+        one(&body("int x = (1 + );")),
+        "2:18: expected an expression, found `)`"
+    );
 }
 
 #[test]
@@ -80,7 +107,10 @@ fn parse_unclosed_block() {
 
 #[test]
 fn parse_bad_top_level() {
-    assert_eq!(one("int x = 1;\nkernel k() {}"), "1:1: expected `kernel`, `fn` or `const` at the top level, found `int`");
+    assert_eq!(
+        one("int x = 1;\nkernel k() {}"),
+        "1:1: expected `kernel`, `fn` or `const` at the top level, found `int`"
+    );
 }
 
 #[test]
@@ -104,32 +134,50 @@ fn parse_nesting_limit() {
 
 #[test]
 fn type_mismatch_in_declaration() {
-    assert_eq!(one(&body("f32x64 v = 0;")), "2:16: expected `f32x64` for the value of `v`, found `i32`");
+    assert_eq!(
+        one(&body("f32x64 v = 0;")),
+        "2:16: expected `f32x64` for the value of `v`, found `i32`"
+    );
 }
 
 #[test]
 fn type_mismatch_in_binary_operator() {
-    assert_eq!(one(&body("f32 x = s + n;")), "2:15: `+` needs operands of one type, found `f32` and `i32`");
+    assert_eq!(
+        one(&body("f32 x = s + n;")),
+        "2:15: `+` needs operands of one type, found `f32` and `i32`"
+    );
 }
 
 #[test]
 fn operator_does_not_apply() {
-    assert_eq!(one(&body("i32x64 v = iota() / 2;")), "2:23: `/` does not apply to `i32x64` operands");
+    assert_eq!(
+        one(&body("i32x64 v = iota() / 2;")),
+        "2:23: `/` does not apply to `i32x64` operands"
+    );
 }
 
 #[test]
 fn builtin_argument_type() {
-    assert_eq!(one(&body("mask m = lanes(s);")), "2:20: expected `i32` for the 1st argument of `lanes`, found `f32`");
+    assert_eq!(
+        one(&body("mask m = lanes(s);")),
+        "2:20: expected `i32` for the 1st argument of `lanes`, found `f32`"
+    );
 }
 
 #[test]
 fn builtin_argument_count() {
-    assert_eq!(one(&body("f32x64 v = load(a);")), "2:16: `load` takes 2 arguments, found 1");
+    assert_eq!(
+        one(&body("f32x64 v = load(a);")),
+        "2:16: `load` takes 2 arguments, found 1"
+    );
 }
 
 #[test]
 fn dimension_must_be_constant_in_range() {
-    assert_eq!(one(&body("int i = index(4);")), "2:19: the dimension of `index` is 4, outside 0..4");
+    assert_eq!(
+        one(&body("int i = index(4);")),
+        "2:19: the dimension of `index` is 4, outside 0..4"
+    );
     assert_eq!(
         one(&body("int i = size(n);")),
         "2:18: the dimension of `size` must be a compile-time constant (after unrolling), and `n` is not"
@@ -146,7 +194,10 @@ fn int4_component_must_be_constant() {
 
 #[test]
 fn condition_must_be_bool() {
-    assert_eq!(one(&body("if (n) { }")), "2:9: the condition of `if` must be a `bool`, found `i32`; compare it with 0");
+    assert_eq!(
+        one(&body("if (n) { }")),
+        "2:9: the condition of `if` must be a `bool`, found `i32`; compare it with 0"
+    );
 }
 
 #[test]
@@ -167,7 +218,10 @@ fn assignment_to_non_place() {
 
 #[test]
 fn assignment_to_constant() {
-    assert_eq!(one("const N = 4;\nkernel k() {\n    N = 5;\n}"), "3:5: cannot assign to constant `N`");
+    assert_eq!(
+        one("const N = 4;\nkernel k() {\n    N = 5;\n}"),
+        "3:5: cannot assign to constant `N`"
+    );
 }
 
 #[test]
@@ -185,13 +239,18 @@ fn missing_return_value_on_some_path() {
 
 #[test]
 fn return_value_in_kernel() {
-    assert_eq!(one(&body("return 1;")), "2:12: `k` is a kernel that returns nothing: `return` takes no value here");
+    assert_eq!(
+        one(&body("return 1;")),
+        "2:12: `k` is a kernel that returns nothing: `return` takes no value here"
+    );
 }
 
 #[test]
 fn recursion_is_an_error() {
     assert_eq!(
-        one("fn f(i32 x) -> i32 { return g(x); }\nfn g(i32 x) -> i32 { return f(x); }\nkernel k() { }"),
+        one(
+            "fn f(i32 x) -> i32 { return g(x); }\nfn g(i32 x) -> i32 { return f(x); }\nkernel k() { }"
+        ),
         "2:29: recursion: `g` calls `f`, which calls `g` back; calls are inlined, so no function may call itself, directly or through others"
     );
 }
@@ -215,18 +274,25 @@ fn unroll_copy_limit() {
 #[test]
 fn unroll_shape() {
     let e = one(&body("unroll for (int i = 0; i < 8; i += 2) { }"));
-    assert!(e.starts_with("2:35: `unroll for` must have the shape"), "{e}");
+    assert!(
+        e.starts_with("2:35: `unroll for` must have the shape"),
+        "{e}"
+    );
     assert!(e.ends_with("this step does not add or subtract one"), "{e}");
 }
 
 #[test]
 fn register_array_index_must_be_constant_and_in_range() {
     assert_eq!(
-        one(&body("f32 r[4]; for (int i = 0; i < 4; i++) { r[i] = 1.0; }")),
+        one(&body(
+            "f32 r[4]; for (int i = 0; i < 4; i++) { r[i] = 1.0; }"
+        )),
         "2:47: the index of register array `r` must be a compile-time constant (after unrolling), and `i` is not"
     );
     assert_eq!(
-        one(&body("f32 r[4]; unroll for (int i = 0; i <= 4; i++) { r[i] = 1.0; }")),
+        one(&body(
+            "f32 r[4]; unroll for (int i = 0; i <= 4; i++) { r[i] = 1.0; }"
+        )),
         "2:55: the index of register array `r` is 4 (when i = 4), outside 0..4"
     );
 }
@@ -254,15 +320,23 @@ fn where_forbids_lane_extraction_rotate_and_shuffle() {
 #[test]
 fn where_forbids_calls_that_extract_lanes() {
     assert_eq!(
-        one("fn first(f32x64 v) -> f32 { return v[0]; }\nkernel k() {\n    f32x64 v; where (v > 0.0) { f32 x = first(v); }\n}"),
+        one(
+            "fn first(f32x64 v) -> f32 { return v[0]; }\nkernel k() {\n    f32x64 v; where (v > 0.0) { f32 x = first(v); }\n}"
+        ),
         "3:41: `first` cannot be called inside `where`: it reads a vector lane or uses `rotate` or `shuffle` (at 1:36), and inside `where` the inactive lanes are unspecified"
     );
 }
 
 #[test]
 fn duplicate_names() {
-    assert_eq!(one(&body("int x; f32 x;")), "2:16: `x` is already declared in this block, at 2:9");
-    assert_eq!(one("fn f() { }\nfn f() { }\nkernel k() { }"), "2:4: `f` is already declared, at 1:4");
+    assert_eq!(
+        one(&body("int x; f32 x;")),
+        "2:16: `x` is already declared in this block, at 2:9"
+    );
+    assert_eq!(
+        one("fn f() { }\nfn f() { }\nkernel k() { }"),
+        "2:4: `f` is already declared, at 1:4"
+    );
 }
 
 #[test]
@@ -272,13 +346,22 @@ fn shadowing_in_inner_block_is_allowed() {
 
 #[test]
 fn unknown_name_with_suggestion() {
-    assert_eq!(one(&body("int count = 1; int y = cuont;")), "2:28: unknown name `cuont`; did you mean `count`?");
-    assert_eq!(one(&body("f32x64 v = lod(a, int4(0));")), "2:16: unknown function `lod`; did you mean `load`?");
+    assert_eq!(
+        one(&body("int count = 1; int y = cuont;")),
+        "2:28: unknown name `cuont`; did you mean `count`?"
+    );
+    assert_eq!(
+        one(&body("f32x64 v = lod(a, int4(0));")),
+        "2:16: unknown function `lod`; did you mean `load`?"
+    );
 }
 
 #[test]
 fn exactly_one_kernel() {
-    assert_eq!(one("fn f() { }"), "1:11: no kernel: a source file must declare exactly one `kernel`");
+    assert_eq!(
+        one("fn f() { }"),
+        "1:11: no kernel: a source file must declare exactly one `kernel`"
+    );
     assert_eq!(
         one("kernel a() { }\nkernel b() { }"),
         "2:8: a second kernel `b`: a source file holds exactly one kernel, and `a` is declared at 1:8"
@@ -299,7 +382,10 @@ fn const_must_be_constant() {
         one("const N = index(0);\nkernel k() { }"),
         "1:11: the value of `N` must be a compile-time constant, and `index(0)` is not"
     );
-    assert_eq!(one("const N = 1 / 0;\nkernel k() { }"), "1:11: the value of `N` divides by zero");
+    assert_eq!(
+        one("const N = 1 / 0;\nkernel k() { }"),
+        "1:11: the value of `N` divides by zero"
+    );
 }
 
 #[test]
@@ -328,5 +414,8 @@ fn bf16_tensor_elements_are_not_scalars() {
 
 #[test]
 fn unused_expression_statement() {
-    assert_eq!(one(&body("n + 1;")), "2:5: this expression's value is unused: only calls can stand alone as statements");
+    assert_eq!(
+        one(&body("n + 1;")),
+        "2:5: this expression's value is unused: only calls can stand alone as statements"
+    );
 }

@@ -23,8 +23,7 @@ fn dominators(f: &Function) -> HashMap<Block, HashSet<Block>> {
             preds.entry(s).or_default().push(b);
         }
     }
-    let mut dom: HashMap<Block, HashSet<Block>> =
-        rpo.iter().map(|&b| (b, all.clone())).collect();
+    let mut dom: HashMap<Block, HashSet<Block>> = rpo.iter().map(|&b| (b, all.clone())).collect();
     dom.insert(f.entry, HashSet::from([f.entry]));
     let mut changed = true;
     while changed {
@@ -79,7 +78,11 @@ fn check_structure(f: &Function) {
         for (k, &i) in bd.insts.iter().enumerate() {
             let d = f.inst(i);
             for u in f.inst_uses(i) {
-                assert!(dominated(u, b, k), "{u} used in {b} by {:?} before it is defined", d.op);
+                assert!(
+                    dominated(u, b, k),
+                    "{u} used in {b} by {:?} before it is defined",
+                    d.op
+                );
             }
             if let Some(g) = d.guard {
                 assert!(d.op.is_guardable(), "{:?} is guarded", d.op);
@@ -93,19 +96,41 @@ fn check_structure(f: &Function) {
             }
             let ty = |n: usize| f.ty(d.args[n]);
             match d.op {
-                Op::Add | Op::Sub | Op::Mul | Op::And | Op::Or | Op::Xor | Op::Fadd
-                | Op::Fsub | Op::Fmul | Op::Fdiv | Op::Fmin | Op::Fmax | Op::Min | Op::Max => {
+                Op::Add
+                | Op::Sub
+                | Op::Mul
+                | Op::And
+                | Op::Or
+                | Op::Xor
+                | Op::Fadd
+                | Op::Fsub
+                | Op::Fmul
+                | Op::Fdiv
+                | Op::Fmin
+                | Op::Fmax
+                | Op::Min
+                | Op::Max => {
                     assert_eq!(d.args.len(), 2);
                     let r = f.ty(d.result.expect("a result"));
                     assert_eq!((ty(0), ty(1)), (r, r), "{:?}", d.op);
-                    let float = matches!(d.op, Op::Fadd | Op::Fsub | Op::Fmul | Op::Fdiv | Op::Fmin | Op::Fmax);
-                    assert_eq!(float, matches!(r, Type::F32 | Type::VF32), "{:?} on {r}", d.op);
+                    let float = matches!(
+                        d.op,
+                        Op::Fadd | Op::Fsub | Op::Fmul | Op::Fdiv | Op::Fmin | Op::Fmax
+                    );
+                    assert_eq!(
+                        float,
+                        matches!(r, Type::F32 | Type::VF32),
+                        "{:?} on {r}",
+                        d.op
+                    );
                 }
                 Op::Broadcast => {
                     let r = f.ty(d.result.expect("a result"));
                     assert_eq!(r.lane(), Some(ty(0)));
                 }
-                Op::LoadTensor { .. } | Op::LoadTensorScalar { .. } => assert_eq!(ty(0), Type::Int4),
+                Op::LoadTensor { .. } | Op::LoadTensorScalar { .. } => {
+                    assert_eq!(ty(0), Type::Int4)
+                }
                 Op::StoreTensor { .. } => {
                     assert_eq!(ty(0), Type::Int4);
                     assert!(ty(1).is_vector());
@@ -119,7 +144,11 @@ fn check_structure(f: &Function) {
         }
         let targets = match &bd.term {
             Terminator::Jump(t) => vec![t],
-            Terminator::Branch { cond, then, otherwise } => {
+            Terminator::Branch {
+                cond,
+                then,
+                otherwise,
+            } => {
                 assert_eq!(f.ty(*cond), Type::I32);
                 assert!(dominated(*cond, b, bd.insts.len()));
                 vec![then, otherwise]
@@ -135,7 +164,10 @@ fn check_structure(f: &Function) {
             }
         }
     }
-    assert!(matches!(f.def(Value(0)), ValueDef::Inst(_) | ValueDef::Param(..)));
+    assert!(matches!(
+        f.def(Value(0)),
+        ValueDef::Inst(_) | ValueDef::Param(..)
+    ));
 }
 
 /// The reachable instructions with this op.
@@ -169,8 +201,16 @@ fn saxpy_reads_scalar_arg_and_guards_memory() {
     let f = lower(include_str!("demos/saxpy.sgc"));
     assert_eq!(f.params.len(), 3);
     assert_eq!(count(&f, |d| d.op == Op::Arg(0)), 1);
-    assert_eq!(count(&f, |d| matches!(d.op, Op::LoadTensor { slot: 0 }) && d.guard.is_some()), 1);
-    assert_eq!(count(&f, |d| matches!(d.op, Op::StoreTensor { slot: 1 }) && d.guard.is_some()), 1);
+    assert_eq!(
+        count(&f, |d| matches!(d.op, Op::LoadTensor { slot: 0 })
+            && d.guard.is_some()),
+        1
+    );
+    assert_eq!(
+        count(&f, |d| matches!(d.op, Op::StoreTensor { slot: 1 })
+            && d.guard.is_some()),
+        1
+    );
     // alpha is broadcast explicitly, under the guard.
     assert_eq!(count(&f, |d| d.op == Op::Broadcast && d.guard.is_some()), 1);
 }
@@ -178,7 +218,12 @@ fn saxpy_reads_scalar_arg_and_guards_memory() {
 #[test]
 fn where_assignment_to_outer_vector_merges_with_passthru() {
     let f = lower(include_str!("demos/row_sum.sgc"));
-    assert_eq!(count(&f, |d| d.op == Op::Copy && d.guard.is_some() && d.passthru.is_some()), 1);
+    assert_eq!(
+        count(&f, |d| d.op == Op::Copy
+            && d.guard.is_some()
+            && d.passthru.is_some()),
+        1
+    );
     // The reduction outside the `where` is unguarded.
     assert_eq!(count(&f, |d| d.op == Op::RedAdd && d.guard.is_none()), 1);
 }
@@ -190,9 +235,16 @@ fn gemm_unrolls_into_straight_line_code() {
     // 64 k by 8 rows: one lane extraction and one multiply each.
     assert_eq!(count(&f, |d| d.op == Op::Extract), 512);
     assert_eq!(count(&f, |d| d.op == Op::Fmul), 512);
-    assert_eq!(count(&f, |d| matches!(d.op, Op::LoadScratchVec { offset: 0 })), 64);
+    assert_eq!(
+        count(&f, |d| matches!(d.op, Op::LoadScratchVec { offset: 0 })),
+        64
+    );
     // Three `for` loops make 3 * 4 blocks at most, plus the entry and the `min`.
-    assert!(f.reverse_postorder().len() < 20, "{}", f.reverse_postorder().len());
+    assert!(
+        f.reverse_postorder().len() < 20,
+        "{}",
+        f.reverse_postorder().len()
+    );
 }
 
 #[test]
@@ -218,7 +270,10 @@ fn functions_are_inlined_with_return_continuations() {
     );
     check_structure(&f);
     assert_eq!(count(&f, |d| matches!(d.op, Op::Icmp(_))), 2);
-    assert_eq!(count(&f, |d| matches!(d.op, Op::StoreTensorScalar { slot: 0 })), 1);
+    assert_eq!(
+        count(&f, |d| matches!(d.op, Op::StoreTensorScalar { slot: 0 })),
+        1
+    );
 }
 
 #[test]
@@ -252,8 +307,14 @@ fn local_scalar_arrays_compute_addresses_in_the_ir() {
     );
     check_structure(&f);
     assert_eq!(f.scratch_bytes, 16 * 4 + 2 * 256);
-    assert_eq!(count(&f, |d| matches!(d.op, Op::StoreScratch { offset: 0 })), 1);
-    assert_eq!(count(&f, |d| matches!(d.op, Op::StoreScratchVec { offset: 0 })), 1);
+    assert_eq!(
+        count(&f, |d| matches!(d.op, Op::StoreScratch { offset: 0 })),
+        1
+    );
+    assert_eq!(
+        count(&f, |d| matches!(d.op, Op::StoreScratchVec { offset: 0 })),
+        1
+    );
     assert_eq!(count(&f, |d| d.op == Op::Mul), 4);
 }
 
@@ -268,5 +329,8 @@ fn unsigned_conversions_expand_without_unsigned_scalar_ops() {
     assert_eq!(count(&f, |d| d.op == Op::CvtF32I32), 2);
     assert_eq!(count(&f, |d| d.op == Op::CvtF32U32), 0);
     assert_eq!(count(&f, |d| d.op == Op::Divu), 1);
-    assert_eq!(count(&f, |d| d.op == Op::Icmp(sagrada_cc::ir::Cond::Ltu)), 1);
+    assert_eq!(
+        count(&f, |d| d.op == Op::Icmp(sagrada_cc::ir::Cond::Ltu)),
+        1
+    );
 }

@@ -113,13 +113,19 @@ pub enum StmtKind {
         value: Expr,
     },
     /// `PLACE++;` / `PLACE--;` (also prefix).
-    IncDec { place: Expr, inc: bool },
+    IncDec {
+        place: Expr,
+        inc: bool,
+    },
     If {
         cond: Expr,
         then: Box<Stmt>,
         otherwise: Option<Box<Stmt>>,
     },
-    While { cond: Expr, body: Box<Stmt> },
+    While {
+        cond: Expr,
+        body: Box<Stmt>,
+    },
     For {
         unroll: bool,
         init: Option<Box<Stmt>>,
@@ -216,7 +222,10 @@ pub struct Expr {
 
 #[derive(Debug, Clone)]
 pub enum ExprKind {
-    Int { value: u64, unsigned: bool },
+    Int {
+        value: u64,
+        unsigned: bool,
+    },
     Float(f32),
     Bool(bool),
     Name(String),
@@ -230,7 +239,10 @@ pub enum ExprKind {
         args: Vec<Expr>,
     },
     /// `TYPE(ARGS)`: a conversion, broadcast or `int4(...)`.
-    TypeCall { ty: TypeName, args: Vec<Expr> },
+    TypeCall {
+        ty: TypeName,
+        args: Vec<Expr>,
+    },
     /// `BASE[INDEX]`.
     Index(Box<Expr>, Box<Expr>),
 }

@@ -28,7 +28,9 @@ pub fn eval(e: &Expr, vars: &dyn Fn(VarId) -> Option<i32>) -> Result<u32, EvalEr
     let f = f32::from_bits;
     match &e.kind {
         ExprKind::Const(bits) => Ok(*bits),
-        ExprKind::Var(v) => vars(*v).map(|x| x as u32).ok_or(EvalError::NotConst(e.span)),
+        ExprKind::Var(v) => vars(*v)
+            .map(|x| x as u32)
+            .ok_or(EvalError::NotConst(e.span)),
         ExprKind::LogAnd(a, b) => Ok(u32::from(eval(a, vars)? != 0 && eval(b, vars)? != 0)),
         ExprKind::LogOr(a, b) => Ok(u32::from(eval(a, vars)? != 0 || eval(b, vars)? != 0)),
         ExprKind::Cond(c, a, b) => {

@@ -216,11 +216,19 @@ pub struct Stmt {
 #[derive(Debug, Clone, PartialEq)]
 pub enum StmtKind {
     /// A variable, starting at `init` or zero.
-    Decl { var: VarId, init: Option<Expr> },
+    Decl {
+        var: VarId,
+        init: Option<Expr>,
+    },
     /// A register array, all zero.
-    RegArray { var: VarId },
+    RegArray {
+        var: VarId,
+    },
     /// `place = value` (`value` may read [`ExprKind::PlaceValue`]).
-    Assign { place: Place, value: Expr },
+    Assign {
+        place: Place,
+        value: Expr,
+    },
     /// An expression evaluated for its effect.
     Expr(Expr),
     If {
@@ -235,7 +243,10 @@ pub enum StmtKind {
         step: Vec<Stmt>,
     },
     /// A fully unrolled loop: `body` once per value of `var`.
-    Unroll { var: VarId, body: Vec<Stmt> },
+    Unroll {
+        var: VarId,
+        body: Vec<Stmt>,
+    },
     Where {
         mask: Expr,
         then: Vec<Stmt>,

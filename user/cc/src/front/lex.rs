@@ -9,16 +9,16 @@ use crate::span::Span;
 
 /// The reserved words (keywords and type names).
 pub const KEYWORDS: &[&str] = &[
-    "kernel", "fn", "return", "if", "else", "while", "for", "unroll", "break", "continue",
-    "where", "local", "const", "true", "false", "tensor", "bool", "i32", "int", "u32", "f32",
-    "float", "f32x64", "i32x64", "bf16x128", "mask", "int4",
+    "kernel", "fn", "return", "if", "else", "while", "for", "unroll", "break", "continue", "where",
+    "local", "const", "true", "false", "tensor", "bool", "i32", "int", "u32", "f32", "float",
+    "f32x64", "i32x64", "bf16x128", "mask", "int4",
 ];
 
 /// The operators and punctuation, longest first (the lexer takes the longest match).
 const PUNCTS: &[&str] = &[
-    "<<=", ">>=", "&&", "||", "==", "!=", "<=", ">=", "<<", ">>", "+=", "-=", "*=", "/=",
-    "%=", "&=", "|=", "^=", "++", "--", "->", "+", "-", "*", "/", "%", "&", "|", "^", "~",
-    "!", "<", ">", "=", "?", ":", ",", ";", "(", ")", "[", "]", "{", "}",
+    "<<=", ">>=", "&&", "||", "==", "!=", "<=", ">=", "<<", ">>", "+=", "-=", "*=", "/=", "%=",
+    "&=", "|=", "^=", "++", "--", "->", "+", "-", "*", "/", "%", "&", "|", "^", "~", "!", "<", ">",
+    "=", "?", ":", ",", ";", "(", ")", "[", "]", "{", "}",
 ];
 
 /// What a token is.
@@ -155,7 +155,14 @@ fn number(src: &str, start: usize, errs: &mut Vec<Diagnostic>) -> (Option<Tok>, 
             ));
             return (None, end);
         }
-        return int_token(u64::from_str_radix(digits, radix).ok(), unsigned, text, start, end, errs);
+        return int_token(
+            u64::from_str_radix(digits, radix).ok(),
+            unsigned,
+            text,
+            start,
+            end,
+            errs,
+        );
     }
     let mut i = start;
     while i < bytes.len() && bytes[i].is_ascii_digit() {
@@ -224,7 +231,14 @@ fn number(src: &str, start: usize, errs: &mut Vec<Diagnostic>) -> (Option<Tok>, 
             return (None, end);
         }
     };
-    int_token(src[start..i].parse::<u64>().ok(), unsigned, text, start, end, errs)
+    int_token(
+        src[start..i].parse::<u64>().ok(),
+        unsigned,
+        text,
+        start,
+        end,
+        errs,
+    )
 }
 
 fn int_token(
@@ -254,7 +268,8 @@ impl Tok {
             Tok::Eof => "the end of the file".to_string(),
             _ => format!(
                 "`{}`",
-                src.get(span.start as usize..span.end as usize).unwrap_or("?")
+                src.get(span.start as usize..span.end as usize)
+                    .unwrap_or("?")
             ),
         }
     }
@@ -275,11 +290,26 @@ mod tests {
         assert_eq!(
             toks("42 0x2a 0b101010 42u 0xffffffffu 1.5 .5 2. 1e-3"),
             vec![
-                Tok::Int { value: 42, unsigned: false },
-                Tok::Int { value: 42, unsigned: false },
-                Tok::Int { value: 42, unsigned: false },
-                Tok::Int { value: 42, unsigned: true },
-                Tok::Int { value: 0xffff_ffff, unsigned: true },
+                Tok::Int {
+                    value: 42,
+                    unsigned: false
+                },
+                Tok::Int {
+                    value: 42,
+                    unsigned: false
+                },
+                Tok::Int {
+                    value: 42,
+                    unsigned: false
+                },
+                Tok::Int {
+                    value: 42,
+                    unsigned: true
+                },
+                Tok::Int {
+                    value: 0xffff_ffff,
+                    unsigned: true
+                },
                 Tok::Float(1.5),
                 Tok::Float(0.5),
                 Tok::Float(2.0),

@@ -263,7 +263,8 @@ impl<'a> Parser<'a> {
                     Tok::Kw("u32") => Elem::U32,
                     Tok::Ident(n) if n == "bf16" => Elem::Bf16,
                     _ => {
-                        return self.expected("a tensor element type (`f32`, `i32`, `u32` or `bf16`)");
+                        return self
+                            .expected("a tensor element type (`f32`, `i32`, `u32` or `bf16`)");
                     }
                 };
                 self.bump();
@@ -292,9 +293,7 @@ impl<'a> Parser<'a> {
                     break Err(Reported);
                 }
                 let (line, col, _) = crate::diag::line_col(self.src, open.start);
-                break self.expected(&format!(
-                    "`}}` to close the block opened at {line}:{col}"
-                ));
+                break self.expected(&format!("`}}` to close the block opened at {line}:{col}"));
             }
             match self.stmt() {
                 Ok(s) => stmts.push(s),
@@ -483,7 +482,9 @@ impl<'a> Parser<'a> {
         let local = self.is_kw("local");
         let starts_type = match self.peek() {
             Tok::Kw("tensor") => true,
-            Tok::Kw(k) => TypeName::from_keyword(k).is_some() && !matches!(self.peek_at(1), Tok::P("(")),
+            Tok::Kw(k) => {
+                TypeName::from_keyword(k).is_some() && !matches!(self.peek_at(1), Tok::P("("))
+            }
             _ => false,
         };
         if local || starts_type {

@@ -37,9 +37,34 @@ const MAX_INDEX_CASES: u64 = 1 << 16;
 
 /// The built-in functions.
 pub const BUILTINS: &[&str] = &[
-    "index", "size", "core", "dim", "load", "store", "lanes", "all", "iota", "select", "count",
-    "reduce_add", "reduce_max", "reduce_min", "exp", "sqrt", "rsqrt", "rcp", "abs", "min", "max",
-    "unpack_lo", "unpack_hi", "pack_bf16", "rotate", "shuffle", "bits", "as_f32",
+    "index",
+    "size",
+    "core",
+    "dim",
+    "load",
+    "store",
+    "lanes",
+    "all",
+    "iota",
+    "select",
+    "count",
+    "reduce_add",
+    "reduce_max",
+    "reduce_min",
+    "exp",
+    "sqrt",
+    "rsqrt",
+    "rcp",
+    "abs",
+    "min",
+    "max",
+    "unpack_lo",
+    "unpack_hi",
+    "pack_bf16",
+    "rotate",
+    "shuffle",
+    "bits",
+    "as_f32",
 ];
 
 /// The checked program.
@@ -240,14 +265,13 @@ fn counters(e: &Expr, vars: &[Var], out: &mut Vec<VarId>) {
     let mut stack = vec![e];
     while let Some(e) = stack.pop() {
         match &e.kind {
-            ExprKind::Var(v) => {
+            ExprKind::Var(v)
                 if vars
                     .get(v.0 as usize)
                     .is_some_and(|x| matches!(x.kind, VarKind::Unroll { .. }))
-                    && !out.contains(v)
-                {
-                    out.push(*v);
-                }
+                    && !out.contains(v) =>
+            {
+                out.push(*v);
             }
             ExprKind::Op(_, args) | ExprKind::Call(_, args) => stack.extend(args),
             ExprKind::LogAnd(a, b) | ExprKind::LogOr(a, b) | ExprKind::UMinMax(_, a, b) => {
@@ -559,7 +583,12 @@ impl Checker<'_> {
     /// and depth of the kernel once everything is inlined.
     fn post_checks(&mut self, kernel: &ast::FnDecl, infos: &[BodyInfo], kinfo: &BodyInfo) {
         let n = infos.len();
-        let name = |c: &Self, f: FnId| c.sigs.get(f.0 as usize).map_or("?", |s| s.name.as_str()).to_string();
+        let name = |c: &Self, f: FnId| {
+            c.sigs
+                .get(f.0 as usize)
+                .map_or("?", |s| s.name.as_str())
+                .to_string()
+        };
         // Depth-first search from every function, iteratively: 0 new, 1 on the stack,
         // 2 done. A call to a function on the stack closes a cycle.
         let mut state = vec![0u8; n];
@@ -583,7 +612,8 @@ impl Checker<'_> {
                         }
                         Some(1) => {
                             cyclic = true;
-                            let (callee_name, caller) = (name(self, callee), name(self, FnId(f as u32)));
+                            let (callee_name, caller) =
+                                (name(self, callee), name(self, FnId(f as u32)));
                             let how = if c == f {
                                 "calls itself".to_string()
                             } else {
@@ -735,7 +765,15 @@ impl Checker<'_> {
                 name_span,
                 len,
                 init,
-            } => self.decl(*local, type_of(*ty), *ty_span, name, *name_span, len.as_ref(), init.as_ref()),
+            } => self.decl(
+                *local,
+                type_of(*ty),
+                *ty_span,
+                name,
+                *name_span,
+                len.as_ref(),
+                init.as_ref(),
+            ),
             ast::StmtKind::Assign {
                 place,
                 op,
@@ -780,7 +818,9 @@ impl Checker<'_> {
                 if let Some(i) = init {
                     self.stmt(i, &mut inner);
                 }
-                let cond = cond.as_ref().map(|c| self.cond(c, "the condition of `for`"));
+                let cond = cond
+                    .as_ref()
+                    .map(|c| self.cond(c, "the condition of `for`"));
                 let mut st = Vec::new();
                 if let Some(st_ast) = step {
                     self.stmt(st_ast, &mut st);
@@ -868,10 +908,17 @@ impl Checker<'_> {
         let ret = self.ret;
         match (value, ret) {
             (Some(v), Ty::Void) => {
-                let who = if self.in_kernel { "a kernel" } else { "this function" };
+                let who = if self.in_kernel {
+                    "a kernel"
+                } else {
+                    "this function"
+                };
                 self.err(
                     v.span,
-                    format!("`{}` is {who} that returns nothing: `return` takes no value here", self.fn_name),
+                    format!(
+                        "`{}` is {who} that returns nothing: `return` takes no value here",
+                        self.fn_name
+                    ),
                 );
                 None
             }
@@ -879,7 +926,11 @@ impl Checker<'_> {
             (None, t) => {
                 self.err(
                     span,
-                    format!("`{}` returns `{}`: this `return` needs a value", self.fn_name, t.name()),
+                    format!(
+                        "`{}` returns `{}`: this `return` needs a value",
+                        self.fn_name,
+                        t.name()
+                    ),
                 );
                 None
             }
@@ -925,7 +976,10 @@ impl Checker<'_> {
             if local {
                 self.err(
                     name_span,
-                    format!("`local` declares scratchpad arrays: write `local {} {name}[N];`", ty.name()),
+                    format!(
+                        "`local` declares scratchpad arrays: write `local {} {name}[N];`",
+                        ty.name()
+                    ),
                 );
                 return None;
             }
@@ -958,13 +1012,19 @@ impl Checker<'_> {
                 _ => {
                     self.err(
                         ty_span,
-                        format!("a `local` array holds 32-bit scalars or vectors, not `{}`", ty.name()),
+                        format!(
+                            "a `local` array holds 32-bit scalars or vectors, not `{}`",
+                            ty.name()
+                        ),
                     );
                     return None;
                 }
             };
             if n <= 0 {
-                self.err(len_ast.span, format!("the length of `{name}` must be positive, found {n}"));
+                self.err(
+                    len_ast.span,
+                    format!("the length of `{name}` must be positive, found {n}"),
+                );
                 return None;
             }
             let offset = self.scratch;
@@ -991,7 +1051,9 @@ impl Checker<'_> {
         if n <= 0 || n as u64 > MAX_REG_ARRAY {
             self.err(
                 len_ast.span,
-                format!("register array `{name}` must have 1 to {MAX_REG_ARRAY} elements, found {n}"),
+                format!(
+                    "register array `{name}` must have 1 to {MAX_REG_ARRAY} elements, found {n}"
+                ),
             );
             return None;
         }
@@ -1022,7 +1084,10 @@ impl Checker<'_> {
             ..
         }) = init
         else {
-            self.err(init.map_or(span, |s| s.span), format!("{SHAPE}; this initialisation is not `int k = A`"));
+            self.err(
+                init.map_or(span, |s| s.span),
+                format!("{SHAPE}; this initialisation is not `int k = A`"),
+            );
             return None;
         };
         let start_e = self.expr(start, Some(Ty::I32));
@@ -1038,11 +1103,18 @@ impl Checker<'_> {
         };
         let is_k = |e: &ast::Expr| matches!(&e.kind, ast::ExprKind::Name(n) if n == name);
         let Some((cmp, bound, flipped)) = cond.and_then(|c| match &c.kind {
-            ast::ExprKind::Binary(op, a, b) if op.is_comparison() && is_k(a) => Some((*op, &**b, false)),
-            ast::ExprKind::Binary(op, a, b) if op.is_comparison() && is_k(b) => Some((*op, &**a, true)),
+            ast::ExprKind::Binary(op, a, b) if op.is_comparison() && is_k(a) => {
+                Some((*op, &**b, false))
+            }
+            ast::ExprKind::Binary(op, a, b) if op.is_comparison() && is_k(b) => {
+                Some((*op, &**a, true))
+            }
             _ => None,
         }) else {
-            self.err(cond.map_or(span, |c| c.span), format!("{SHAPE}; this condition does not compare `{name}` with a constant"));
+            self.err(
+                cond.map_or(span, |c| c.span),
+                format!("{SHAPE}; this condition does not compare `{name}` with a constant"),
+            );
             return None;
         };
         let bound_e = self.expr(bound, Some(Ty::I32));
@@ -1058,20 +1130,25 @@ impl Checker<'_> {
         };
         let delta = match step.map(|s| &s.kind) {
             Some(ast::StmtKind::IncDec { place, inc }) if is_k(place) => {
-                if *inc { 1 } else { -1 }
+                if *inc {
+                    1
+                } else {
+                    -1
+                }
             }
             Some(ast::StmtKind::Assign {
                 place,
                 op: Some(op @ (BinOp::Add | BinOp::Sub)),
                 value,
                 ..
-            }) if is_k(place)
-                && matches!(value.kind, ast::ExprKind::Int { value: 1, .. }) =>
-            {
+            }) if is_k(place) && matches!(value.kind, ast::ExprKind::Int { value: 1, .. }) => {
                 if *op == BinOp::Add { 1 } else { -1 }
             }
             _ => {
-                self.err(step.map_or(span, |s| s.span), format!("{SHAPE}; this step does not add or subtract one"));
+                self.err(
+                    step.map_or(span, |s| s.span),
+                    format!("{SHAPE}; this step does not add or subtract one"),
+                );
                 return None;
             }
         };
@@ -1097,7 +1174,9 @@ impl Checker<'_> {
                 return None;
             }
             values.push(k);
-            let Some(next) = k.checked_add(delta) else { break };
+            let Some(next) = k.checked_add(delta) else {
+                break;
+            };
             k = next;
         }
         let count = values.len() as u64;
@@ -1144,7 +1223,10 @@ impl Checker<'_> {
                         None
                     }
                     _ => {
-                        self.err(e.span, format!("cannot assign to array `{n}` as a whole; assign its elements"));
+                        self.err(
+                            e.span,
+                            format!("cannot assign to array `{n}` as a whole; assign its elements"),
+                        );
                         None
                     }
                 }
@@ -1163,7 +1245,10 @@ impl Checker<'_> {
                 }
                 let (mut place, ty) = self.place(base)?;
                 if place.sub.is_some() {
-                    self.err(e.span, "cannot assign to this expression: it indexes a scalar");
+                    self.err(
+                        e.span,
+                        "cannot assign to this expression: it indexes a scalar",
+                    );
                     return None;
                 }
                 match ty {
@@ -1201,7 +1286,11 @@ impl Checker<'_> {
     /// If `base` names an array or tensor: the element `base[idx]` (None inside when
     /// it had an error) and its type.
     #[allow(clippy::type_complexity)]
-    fn element_root(&mut self, base: &ast::Expr, idx: &ast::Expr) -> Option<Option<(PlaceRoot, Ty)>> {
+    fn element_root(
+        &mut self,
+        base: &ast::Expr,
+        idx: &ast::Expr,
+    ) -> Option<Option<(PlaceRoot, Ty)>> {
         let ast::ExprKind::Name(n) = &base.kind else {
             return None;
         };
@@ -1210,7 +1299,10 @@ impl Checker<'_> {
         match var.kind {
             VarKind::RegArray { len } => {
                 let what = format!("the index of register array `{n}`");
-                Some(self.const_index(idx, len, &what).map(|k| (PlaceRoot::RegElem(v, k), var.ty)))
+                Some(
+                    self.const_index(idx, len, &what)
+                        .map(|k| (PlaceRoot::RegElem(v, k), var.ty)),
+                )
             }
             VarKind::LocalArray { .. } => {
                 let i = self.expr(idx, Some(Ty::I32));
@@ -1221,7 +1313,11 @@ impl Checker<'_> {
             }
             VarKind::Tensor => {
                 let c = self.expr(idx, Some(Ty::Int4));
-                if !self.expect(&c, Ty::Int4, &format!("for the coordinates of an element of `{n}`")) {
+                if !self.expect(
+                    &c,
+                    Ty::Int4,
+                    &format!("for the coordinates of an element of `{n}`"),
+                ) {
                     return Some(None);
                 }
                 let ty = match var.ty {
@@ -1292,7 +1388,11 @@ impl Checker<'_> {
                     return None;
                 }
                 Err(EvalError::NotConst(s)) => {
-                    let text = self.src.get(s.start as usize..s.end as usize).unwrap_or("?").to_string();
+                    let text = self
+                        .src
+                        .get(s.start as usize..s.end as usize)
+                        .unwrap_or("?")
+                        .to_string();
                     self.err(
                         s,
                         format!("{what} must be a compile-time constant (after unrolling), and `{text}` is not"),
@@ -1316,7 +1416,13 @@ impl Checker<'_> {
         Some(Box::new(e))
     }
 
-    fn assign(&mut self, place: &ast::Expr, op: ast::AssignOp, op_span: Span, value: &ast::Expr) -> Option<StmtKind> {
+    fn assign(
+        &mut self,
+        place: &ast::Expr,
+        op: ast::AssignOp,
+        op_span: Span,
+        value: &ast::Expr,
+    ) -> Option<StmtKind> {
         let (p, ty) = self.place(place)?;
         let v = match op {
             None => {
@@ -1333,7 +1439,15 @@ impl Checker<'_> {
                 let rhs = self.expr(value, Some(ty.lane().unwrap_or(ty)));
                 let e = self.binary_typed(bop, cur, rhs, place.span.to(value.span), op_span);
                 if e.ty != ty && e.ty != Ty::Error {
-                    self.err(op_span, format!("`{}=` gives a `{}`, which cannot be stored in a `{}`", bop.text(), e.ty.name(), ty.name()));
+                    self.err(
+                        op_span,
+                        format!(
+                            "`{}=` gives a `{}`, which cannot be stored in a `{}`",
+                            bop.text(),
+                            e.ty.name(),
+                            ty.name()
+                        ),
+                    );
                 }
                 e
             }
@@ -1352,7 +1466,13 @@ impl Checker<'_> {
             (Ty::F32, true) => (Op::Fadd, 1f32.to_bits()),
             (Ty::F32, false) => (Op::Fsub, 1f32.to_bits()),
             _ => {
-                self.err(place.span, format!("`++` and `--` need an `i32`, `u32` or `f32`, found `{}`", ty.name()));
+                self.err(
+                    place.span,
+                    format!(
+                        "`++` and `--` need an `i32`, `u32` or `f32`, found `{}`",
+                        ty.name()
+                    ),
+                );
                 return None;
             }
         };
@@ -1401,13 +1521,18 @@ impl Checker<'_> {
 
     fn int_lit(&mut self, v: i64, want: Option<Ty>, span: Span) -> Expr {
         match want {
-            Some(Ty::U32) if (-(1i64 << 31)..1i64 << 32).contains(&v) => konst(v as u32, Ty::U32, span),
+            Some(Ty::U32) if (-(1i64 << 31)..1i64 << 32).contains(&v) => {
+                konst(v as u32, Ty::U32, span)
+            }
             Some(Ty::F32) => {
                 let f = v as f32;
                 if f as i64 == v && f.is_finite() {
                     konst(f.to_bits(), Ty::F32, span)
                 } else {
-                    self.err(span, format!("integer {v} is not exactly an `f32`; write it as a float literal"));
+                    self.err(
+                        span,
+                        format!("integer {v} is not exactly an `f32`; write it as a float literal"),
+                    );
                     konst(0, Ty::Error, span)
                 }
             }
@@ -1458,8 +1583,19 @@ impl Checker<'_> {
         if matches!(bop, BinOp::LogAnd | BinOp::LogOr) {
             for x in [&a, &b] {
                 if x.ty != Ty::Bool {
-                    let hint = if x.ty == Ty::Mask { "; combine masks with `&` and `|`" } else { "" };
-                    self.err(x.span, format!("`{}` needs `bool` operands, found `{}`{hint}", bop.text(), x.ty.name()));
+                    let hint = if x.ty == Ty::Mask {
+                        "; combine masks with `&` and `|`"
+                    } else {
+                        ""
+                    };
+                    self.err(
+                        x.span,
+                        format!(
+                            "`{}` needs `bool` operands, found `{}`{hint}",
+                            bop.text(),
+                            x.ty.name()
+                        ),
+                    );
                     return konst(0, Ty::Error, span);
                 }
             }
@@ -1468,20 +1604,31 @@ impl Checker<'_> {
             } else {
                 ExprKind::LogOr(Box::new(a), Box::new(b))
             };
-            return Expr { kind, ty: Ty::Bool, span };
+            return Expr {
+                kind,
+                ty: Ty::Bool,
+                span,
+            };
         }
         let (a, b) = Self::broadcast_pair(a, b);
         if a.ty != b.ty {
             self.err(
                 op_span,
-                format!("`{}` needs operands of one type, found `{}` and `{}`", bop.text(), a.ty.name(), b.ty.name()),
+                format!(
+                    "`{}` needs operands of one type, found `{}` and `{}`",
+                    bop.text(),
+                    a.ty.name(),
+                    b.ty.name()
+                ),
             );
             return konst(0, Ty::Error, span);
         }
         let t = a.ty;
         let cmp = |signed: Cond, unsigned: Cond| match t {
             Ty::U32 => Some(Op::Icmp(unsigned)),
-            Ty::I32 | Ty::VI32 | Ty::Bool if matches!(signed, Cond::Eq | Cond::Ne) => Some(Op::Icmp(signed)),
+            Ty::I32 | Ty::VI32 | Ty::Bool if matches!(signed, Cond::Eq | Cond::Ne) => {
+                Some(Op::Icmp(signed))
+            }
             Ty::I32 | Ty::VI32 => Some(Op::Icmp(signed)),
             Ty::F32 | Ty::VF32 => Some(Op::Fcmp(signed)),
             _ => None,
@@ -1518,7 +1665,10 @@ impl Checker<'_> {
             _ => None,
         };
         let Some(o) = o else {
-            self.err(op_span, format!("`{}` does not apply to `{}` operands", bop.text(), t.name()));
+            self.err(
+                op_span,
+                format!("`{}` does not apply to `{}` operands", bop.text(), t.name()),
+            );
             return konst(0, Ty::Error, span);
         };
         let ty = if bop.is_comparison() {
@@ -1544,16 +1694,32 @@ impl Checker<'_> {
         let span = e.span;
         let error = konst(0, Ty::Error, span);
         match &e.kind {
-            ast::ExprKind::Int { value, unsigned: true } => konst(*value as u32, Ty::U32, span),
-            ast::ExprKind::Int { value, unsigned: false } => self.int_lit(*value as i64, want, span),
+            ast::ExprKind::Int {
+                value,
+                unsigned: true,
+            } => konst(*value as u32, Ty::U32, span),
+            ast::ExprKind::Int {
+                value,
+                unsigned: false,
+            } => self.int_lit(*value as i64, want, span),
             ast::ExprKind::Float(f) => konst(f.to_bits(), Ty::F32, span),
             ast::ExprKind::Bool(b) => konst(u32::from(*b), Ty::Bool, span),
             ast::ExprKind::Name(n) => {
                 if let Some(v) = self.lookup(n) {
-                    let Some(var) = self.var(v).cloned() else { return error };
+                    let Some(var) = self.var(v).cloned() else {
+                        return error;
+                    };
                     return match var.kind {
-                        VarKind::Value => Expr { kind: ExprKind::Var(v), ty: var.ty, span },
-                        VarKind::Unroll { .. } => Expr { kind: ExprKind::Var(v), ty: Ty::I32, span },
+                        VarKind::Value => Expr {
+                            kind: ExprKind::Var(v),
+                            ty: var.ty,
+                            span,
+                        },
+                        VarKind::Unroll { .. } => Expr {
+                            kind: ExprKind::Var(v),
+                            ty: Ty::I32,
+                            span,
+                        },
                         VarKind::Tensor => {
                             self.err(span, format!("tensor `{n}` is not a value: read it with `load({n}, c)` or `{n}[c]`"));
                             error
@@ -1576,36 +1742,68 @@ impl Checker<'_> {
             ast::ExprKind::Unary(uop, x) => {
                 let x = self.expr(x, want);
                 let t = x.ty;
-                let zero_vec = |bits: u32| op(Op::Broadcast, vec![konst(bits, Ty::I32, span)], Ty::VI32, span);
+                let zero_vec = |bits: u32| {
+                    op(
+                        Op::Broadcast,
+                        vec![konst(bits, Ty::I32, span)],
+                        Ty::VI32,
+                        span,
+                    )
+                };
                 match (uop, t) {
                     (_, Ty::Error) => error,
-                    (UnOp::Neg, Ty::I32 | Ty::U32) => op(Op::Sub, vec![konst(0, t, span), x], t, span),
+                    (UnOp::Neg, Ty::I32 | Ty::U32) => {
+                        op(Op::Sub, vec![konst(0, t, span), x], t, span)
+                    }
                     (UnOp::Neg, Ty::VI32) => op(Op::Sub, vec![zero_vec(0), x], t, span),
                     (UnOp::Neg, Ty::F32 | Ty::VF32) => op(Op::Fneg, vec![x], t, span),
                     (UnOp::Not, Ty::Bool) => op(Op::Xor, vec![x, konst(1, t, span)], t, span),
-                    (UnOp::BitNot, Ty::I32 | Ty::U32) => op(Op::Xor, vec![x, konst(u32::MAX, t, span)], t, span),
+                    (UnOp::BitNot, Ty::I32 | Ty::U32) => {
+                        op(Op::Xor, vec![x, konst(u32::MAX, t, span)], t, span)
+                    }
                     (UnOp::BitNot, Ty::VI32) => op(Op::Xor, vec![x, zero_vec(u32::MAX)], t, span),
                     (UnOp::BitNot, Ty::Mask) => op(Op::MaskNot, vec![x], t, span),
                     _ => {
                         let (sym, hint) = match uop {
                             UnOp::Neg => ("-", ""),
-                            UnOp::Not => ("!", if t == Ty::Mask { "; use `~` on masks" } else { "" }),
-                            UnOp::BitNot => ("~", if t == Ty::Bool { "; use `!` on bools" } else { "" }),
+                            UnOp::Not => (
+                                "!",
+                                if t == Ty::Mask {
+                                    "; use `~` on masks"
+                                } else {
+                                    ""
+                                },
+                            ),
+                            UnOp::BitNot => (
+                                "~",
+                                if t == Ty::Bool {
+                                    "; use `!` on bools"
+                                } else {
+                                    ""
+                                },
+                            ),
                         };
-                        self.err(span, format!("`{sym}` does not apply to a `{}`{hint}", t.name()));
+                        self.err(
+                            span,
+                            format!("`{sym}` does not apply to a `{}`{hint}", t.name()),
+                        );
                         error
                     }
                 }
             }
             ast::ExprKind::Binary(bop, a, b) => {
-                let operand_want = if bop.is_comparison() || matches!(bop, BinOp::LogAnd | BinOp::LogOr) {
-                    None
-                } else {
-                    want
-                };
+                let operand_want =
+                    if bop.is_comparison() || matches!(bop, BinOp::LogAnd | BinOp::LogOr) {
+                        None
+                    } else {
+                        want
+                    };
                 let (x, y) = self.pair(a, b, operand_want);
                 // The operator's own span: between the operands.
-                let op_span = Span { start: a.span.end, end: b.span.start };
+                let op_span = Span {
+                    start: a.span.end,
+                    end: b.span.start,
+                };
                 let op_span = self.trim(op_span);
                 self.binary_typed(*bop, x, y, span, op_span)
             }
@@ -1616,15 +1814,30 @@ impl Checker<'_> {
                     return error;
                 }
                 if x.ty != y.ty || !x.ty.is_value() {
-                    self.err(span, format!("the alternatives of `?:` must have one type, found `{}` and `{}`", x.ty.name(), y.ty.name()));
+                    self.err(
+                        span,
+                        format!(
+                            "the alternatives of `?:` must have one type, found `{}` and `{}`",
+                            x.ty.name(),
+                            y.ty.name()
+                        ),
+                    );
                     return error;
                 }
                 let ty = x.ty;
-                Expr { kind: ExprKind::Cond(Box::new(c), Box::new(x), Box::new(y)), ty, span }
+                Expr {
+                    kind: ExprKind::Cond(Box::new(c), Box::new(x), Box::new(y)),
+                    ty,
+                    span,
+                }
             }
             ast::ExprKind::Index(base, idx) => self.index(e, base, idx),
             ast::ExprKind::TypeCall { ty, args } => self.type_call(*ty, args, span, want),
-            ast::ExprKind::Call { name, name_span, args } => self.call(name, *name_span, args, span, want),
+            ast::ExprKind::Call {
+                name,
+                name_span,
+                args,
+            } => self.call(name, *name_span, args, span, want),
         }
     }
 
@@ -1654,7 +1867,11 @@ impl Checker<'_> {
         match b.ty {
             Ty::Error => error,
             Ty::Int4 => match self.const_index(idx, 4, "the component index of an `int4`") {
-                Some(k) => Expr { kind: ExprKind::Component(Box::new(b), k), ty: Ty::I32, span },
+                Some(k) => Expr {
+                    kind: ExprKind::Component(Box::new(b), k),
+                    ty: Ty::I32,
+                    span,
+                },
                 None => error,
             },
             Ty::VF32 | Ty::VI32 => {
@@ -1668,7 +1885,11 @@ impl Checker<'_> {
                     return error;
                 }
                 let ty = b.ty.lane().unwrap_or(Ty::Error);
-                Expr { kind: ExprKind::Lane(Box::new(b), Box::new(k)), ty, span }
+                Expr {
+                    kind: ExprKind::Lane(Box::new(b), Box::new(k)),
+                    ty,
+                    span,
+                }
             }
             t => {
                 self.err(base.span, format!("a `{}` cannot be indexed", t.name()));
@@ -1677,7 +1898,13 @@ impl Checker<'_> {
         }
     }
 
-    fn arity(&mut self, name: &str, args: &[ast::Expr], n: std::ops::RangeInclusive<usize>, span: Span) -> bool {
+    fn arity(
+        &mut self,
+        name: &str,
+        args: &[ast::Expr],
+        n: std::ops::RangeInclusive<usize>,
+        span: Span,
+    ) -> bool {
         if n.contains(&args.len()) {
             return true;
         }
@@ -1687,20 +1914,31 @@ impl Checker<'_> {
             format!("{} to {}", n.start(), n.end())
         };
         let s = if *n.end() == 1 { "" } else { "s" };
-        self.err(span, format!("`{name}` takes {want} argument{s}, found {}", args.len()));
+        self.err(
+            span,
+            format!("`{name}` takes {want} argument{s}, found {}", args.len()),
+        );
         false
     }
 
     fn tensor_arg(&mut self, name: &str, a: &ast::Expr) -> Option<(VarId, Elem)> {
         if let ast::ExprKind::Name(n) = &a.kind
             && let Some(v) = self.lookup(n)
-            && let Some(Var { ty: Ty::Tensor(e), .. }) = self.var(v)
+            && let Some(Var {
+                ty: Ty::Tensor(e), ..
+            }) = self.var(v)
         {
             return Some((v, *e));
         }
         let x = self.expr(a, None);
         if x.ty != Ty::Error {
-            self.err(a.span, format!("expected a tensor for the 1st argument of `{name}`, found `{}`", x.ty.name()));
+            self.err(
+                a.span,
+                format!(
+                    "expected a tensor for the 1st argument of `{name}`, found `{}`",
+                    x.ty.name()
+                ),
+            );
         }
         None
     }
@@ -1709,10 +1947,21 @@ impl Checker<'_> {
     fn arg(&mut self, name: &str, args: &[ast::Expr], i: usize, want: Ty) -> Option<Expr> {
         let a = args.get(i)?;
         let e = self.expr(a, Some(want));
-        self.expect(&e, want, &format!("for the {} argument of `{name}`", ordinal(i))).then_some(e)
+        self.expect(
+            &e,
+            want,
+            &format!("for the {} argument of `{name}`", ordinal(i)),
+        )
+        .then_some(e)
     }
 
-    fn type_call(&mut self, ty: TypeName, args: &[ast::Expr], span: Span, _want: Option<Ty>) -> Expr {
+    fn type_call(
+        &mut self,
+        ty: TypeName,
+        args: &[ast::Expr],
+        span: Span,
+        _want: Option<Ty>,
+    ) -> Expr {
         let error = konst(0, Ty::Error, span);
         let target = type_of(ty);
         if target == Ty::Int4 {
@@ -1751,25 +2000,45 @@ impl Checker<'_> {
             (_, Ty::Error) => error,
             (t, f) if t == f => relabel(x, t),
             (Ty::F32, Ty::I32 | Ty::Bool) => op(Op::CvtF32I32, vec![x], Ty::F32, span),
-            (Ty::F32, Ty::U32) => Expr { kind: ExprKind::U32ToF32(Box::new(x)), ty: Ty::F32, span },
+            (Ty::F32, Ty::U32) => Expr {
+                kind: ExprKind::U32ToF32(Box::new(x)),
+                ty: Ty::F32,
+                span,
+            },
             (Ty::I32, Ty::F32) => op(Op::CvtI32F32, vec![x], Ty::I32, span),
-            (Ty::U32, Ty::F32) => Expr { kind: ExprKind::F32ToU32(Box::new(x)), ty: Ty::U32, span },
+            (Ty::U32, Ty::F32) => Expr {
+                kind: ExprKind::F32ToU32(Box::new(x)),
+                ty: Ty::U32,
+                span,
+            },
             (Ty::I32 | Ty::U32, Ty::I32 | Ty::U32 | Ty::Bool) => relabel(x, target),
             (Ty::VF32, Ty::VI32) => op(Op::CvtF32I32, vec![x], Ty::VF32, span),
             (Ty::VI32, Ty::VF32) => op(Op::CvtI32F32, vec![x], Ty::VI32, span),
             (Ty::VF32, Ty::F32) | (Ty::VI32, Ty::I32) => op(Op::Broadcast, vec![x], target, span),
             (Ty::VI32, Ty::U32) => op(Op::Broadcast, vec![relabel(x, Ty::I32)], target, span),
             _ => {
-                self.err(span, format!("there is no conversion from `{}` to `{name}`", from.name()));
+                self.err(
+                    span,
+                    format!("there is no conversion from `{}` to `{name}`", from.name()),
+                );
                 error
             }
         }
     }
 
-    fn call(&mut self, name: &str, name_span: Span, args: &[ast::Expr], span: Span, want: Option<Ty>) -> Expr {
+    fn call(
+        &mut self,
+        name: &str,
+        name_span: Span,
+        args: &[ast::Expr],
+        span: Span,
+        want: Option<Ty>,
+    ) -> Expr {
         let error = konst(0, Ty::Error, span);
         if let Some(&f) = self.fn_by_name.get(name) {
-            let Some(sig) = self.sigs.get(f.0 as usize).cloned() else { return error };
+            let Some(sig) = self.sigs.get(f.0 as usize).cloned() else {
+                return error;
+            };
             if !self.arity(name, args, sig.params.len()..=sig.params.len(), span) {
                 return error;
             }
@@ -1778,11 +2047,23 @@ impl Checker<'_> {
             for (i, (pty, _)) in sig.params.iter().enumerate() {
                 if let Ty::Tensor(pe) = pty {
                     match args.get(i).and_then(|a| self.tensor_arg(name, a)) {
-                        Some((v, e)) if e == *pe => out.push(Expr { kind: ExprKind::Var(v), ty: *pty, span }),
+                        Some((v, e)) if e == *pe => out.push(Expr {
+                            kind: ExprKind::Var(v),
+                            ty: *pty,
+                            span,
+                        }),
                         Some((_, e)) => {
                             ok = false;
                             let s = args.get(i).map_or(span, |a| a.span);
-                            self.err(s, format!("expected `{}` for the {} argument of `{name}`, found `{}`", pty.name(), ordinal(i), Ty::Tensor(e).name()));
+                            self.err(
+                                s,
+                                format!(
+                                    "expected `{}` for the {} argument of `{name}`, found `{}`",
+                                    pty.name(),
+                                    ordinal(i),
+                                    Ty::Tensor(e).name()
+                                ),
+                            );
                         }
                         None => ok = false,
                     }
@@ -1796,9 +2077,15 @@ impl Checker<'_> {
             if !ok {
                 return error;
             }
-            self.info.calls.push((f, name_span, self.wheres > 0, self.mult, self.depth));
+            self.info
+                .calls
+                .push((f, name_span, self.wheres > 0, self.mult, self.depth));
             let _ = sig.span;
-            return Expr { kind: ExprKind::Call(f, out), ty: sig.ret, span };
+            return Expr {
+                kind: ExprKind::Call(f, out),
+                ty: sig.ret,
+                span,
+            };
         }
         if !BUILTINS.contains(&name) {
             let mut names: Vec<&str> = BUILTINS.to_vec();
@@ -1807,26 +2094,52 @@ impl Checker<'_> {
             self.err(name_span, format!("unknown function `{name}`{hint}"));
             return error;
         }
-        self.builtin(name, name_span, args, span, want).unwrap_or(error)
+        self.builtin(name, name_span, args, span, want)
+            .unwrap_or(error)
     }
 
     /// A one-argument built-in on `f32`/`f32x64` (or on `types`).
-    fn unary_builtin(&mut self, name: &str, args: &[ast::Expr], _span: Span, want: Option<Ty>, types: &[Ty]) -> Option<Expr> {
+    fn unary_builtin(
+        &mut self,
+        name: &str,
+        args: &[ast::Expr],
+        _span: Span,
+        want: Option<Ty>,
+        types: &[Ty],
+    ) -> Option<Expr> {
         let a = args.first()?;
-        let hint = if self.flexible(a) { want.map(|t| t.lane().unwrap_or(t)).or(Some(Ty::F32)) } else { None };
+        let hint = if self.flexible(a) {
+            want.map(|t| t.lane().unwrap_or(t)).or(Some(Ty::F32))
+        } else {
+            None
+        };
         let x = self.expr(a, hint);
         if x.ty == Ty::Error {
             return None;
         }
         if !types.contains(&x.ty) {
             let list: Vec<String> = types.iter().map(|t| format!("`{}`", t.name())).collect();
-            self.err(a.span, format!("`{name}` takes {}, found `{}`", list.join(" or "), x.ty.name()));
+            self.err(
+                a.span,
+                format!(
+                    "`{name}` takes {}, found `{}`",
+                    list.join(" or "),
+                    x.ty.name()
+                ),
+            );
             return None;
         }
         Some(x)
     }
 
-    fn builtin(&mut self, name: &str, name_span: Span, args: &[ast::Expr], span: Span, want: Option<Ty>) -> Option<Expr> {
+    fn builtin(
+        &mut self,
+        name: &str,
+        name_span: Span,
+        args: &[ast::Expr],
+        span: Span,
+        want: Option<Ty>,
+    ) -> Option<Expr> {
         let n = match name {
             "core" | "all" | "iota" => 0..=0,
             "store" | "select" => 3..=3,
@@ -1839,8 +2152,16 @@ impl Checker<'_> {
         let in_where = self.wheres > 0;
         Some(match name {
             "index" | "size" => {
-                let d = self.const_index(args.first()?, 4, &format!("the dimension of `{name}`"))?;
-                Expr { kind: ExprKind::Launch { size: name == "size", dim: d }, ty: Ty::I32, span }
+                let d =
+                    self.const_index(args.first()?, 4, &format!("the dimension of `{name}`"))?;
+                Expr {
+                    kind: ExprKind::Launch {
+                        size: name == "size",
+                        dim: d,
+                    },
+                    ty: Ty::I32,
+                    span,
+                }
             }
             "core" => op(Op::CoreId, vec![], Ty::I32, span),
             "all" => konst(u32::MAX, Ty::Mask, span),
@@ -1848,7 +2169,11 @@ impl Checker<'_> {
             "dim" => {
                 let (t, _) = self.tensor_arg(name, args.first()?)?;
                 let d = self.const_index(args.get(1)?, 4, "the dimension of `dim`")?;
-                Expr { kind: ExprKind::Dim(t, d), ty: Ty::I32, span }
+                Expr {
+                    kind: ExprKind::Dim(t, d),
+                    ty: Ty::I32,
+                    span,
+                }
             }
             "load" | "store" => {
                 let (t, e) = self.tensor_arg(name, args.first()?)?;
@@ -1859,14 +2184,32 @@ impl Checker<'_> {
                     Elem::Bf16 => Ty::VBF16,
                 };
                 if name == "load" {
-                    Expr { kind: ExprKind::Load(t, Box::new(c)), ty: vty, span }
+                    Expr {
+                        kind: ExprKind::Load(t, Box::new(c)),
+                        ty: vty,
+                        span,
+                    }
                 } else {
                     let v = self.arg(name, args, 2, vty)?;
-                    Expr { kind: ExprKind::Store(t, Box::new(c), Box::new(v)), ty: Ty::Void, span }
+                    Expr {
+                        kind: ExprKind::Store(t, Box::new(c), Box::new(v)),
+                        ty: Ty::Void,
+                        span,
+                    }
                 }
             }
-            "lanes" => op(Op::Lanes, vec![self.arg(name, args, 0, Ty::I32)?], Ty::Mask, span),
-            "count" => op(Op::MaskCount, vec![self.arg(name, args, 0, Ty::Mask)?], Ty::I32, span),
+            "lanes" => op(
+                Op::Lanes,
+                vec![self.arg(name, args, 0, Ty::I32)?],
+                Ty::Mask,
+                span,
+            ),
+            "count" => op(
+                Op::MaskCount,
+                vec![self.arg(name, args, 0, Ty::Mask)?],
+                Ty::I32,
+                span,
+            ),
             "select" => {
                 let m = self.expr(args.first()?, None);
                 let (a, b) = self.pair(args.get(1)?, args.get(2)?, want);
@@ -1875,7 +2218,12 @@ impl Checker<'_> {
                 }
                 let (a, b) = Self::broadcast_pair(a, b);
                 let ok = a.ty == b.ty
-                    && ((m.ty == Ty::Mask && a.ty.is_vector()) || (m.ty == Ty::Bool && a.ty.is_value() && !a.ty.is_vector() && a.ty != Ty::Mask && a.ty != Ty::Int4));
+                    && ((m.ty == Ty::Mask && a.ty.is_vector())
+                        || (m.ty == Ty::Bool
+                            && a.ty.is_value()
+                            && !a.ty.is_vector()
+                            && a.ty != Ty::Mask
+                            && a.ty != Ty::Int4));
                 if !ok {
                     self.err(span, format!("`select` takes a `mask` and two vectors of one type (or a `bool` and two scalars), found `{}`, `{}` and `{}`", m.ty.name(), a.ty.name(), b.ty.name()));
                     return None;
@@ -1914,22 +2262,52 @@ impl Checker<'_> {
                 let max = name == "max";
                 let ty = a.ty;
                 if a.ty != b.ty {
-                    self.err(span, format!("`{name}` needs operands of one type, found `{}` and `{}`", a.ty.name(), b.ty.name()));
+                    self.err(
+                        span,
+                        format!(
+                            "`{name}` needs operands of one type, found `{}` and `{}`",
+                            a.ty.name(),
+                            b.ty.name()
+                        ),
+                    );
                     return None;
                 }
                 match ty {
-                    Ty::F32 | Ty::VF32 => op(if max { Op::Fmax } else { Op::Fmin }, vec![a, b], ty, span),
-                    Ty::I32 | Ty::VI32 => op(if max { Op::Max } else { Op::Min }, vec![a, b], ty, span),
-                    Ty::U32 => Expr { kind: ExprKind::UMinMax(max, Box::new(a), Box::new(b)), ty, span },
+                    Ty::F32 | Ty::VF32 => {
+                        op(if max { Op::Fmax } else { Op::Fmin }, vec![a, b], ty, span)
+                    }
+                    Ty::I32 | Ty::VI32 => {
+                        op(if max { Op::Max } else { Op::Min }, vec![a, b], ty, span)
+                    }
+                    Ty::U32 => Expr {
+                        kind: ExprKind::UMinMax(max, Box::new(a), Box::new(b)),
+                        ty,
+                        span,
+                    },
                     _ => {
-                        self.err(span, format!("`{name}` takes numbers or numeric vectors, found `{}`", ty.name()));
+                        self.err(
+                            span,
+                            format!(
+                                "`{name}` takes numbers or numeric vectors, found `{}`",
+                                ty.name()
+                            ),
+                        );
                         return None;
                     }
                 }
             }
             "unpack_lo" | "unpack_hi" => {
                 let x = self.arg(name, args, 0, Ty::VBF16)?;
-                op(if name == "unpack_lo" { Op::UnpackLo } else { Op::UnpackHi }, vec![x], Ty::VF32, span)
+                op(
+                    if name == "unpack_lo" {
+                        Op::UnpackLo
+                    } else {
+                        Op::UnpackHi
+                    },
+                    vec![x],
+                    Ty::VF32,
+                    span,
+                )
             }
             "pack_bf16" => {
                 let a = self.arg(name, args, 0, Ty::VF32)?;
@@ -1942,8 +2320,13 @@ impl Checker<'_> {
                     self.err(name_span, format!("`{name}` cannot be used inside `where`: it moves the lanes outside the mask, which are unspecified"));
                     return None;
                 }
-                let v = self.unary_builtin(name, args, span, None, &[Ty::VF32, Ty::VI32, Ty::VBF16])?;
-                let (o, idx_ty) = if name == "rotate" { (Op::Rotate, Ty::I32) } else { (Op::Permute, Ty::VI32) };
+                let v =
+                    self.unary_builtin(name, args, span, None, &[Ty::VF32, Ty::VI32, Ty::VBF16])?;
+                let (o, idx_ty) = if name == "rotate" {
+                    (Op::Rotate, Ty::I32)
+                } else {
+                    (Op::Permute, Ty::VI32)
+                };
                 let k = self.arg(name, args, 1, idx_ty)?;
                 let ty = v.ty;
                 op(o, vec![v, k], ty, span)
@@ -1954,7 +2337,13 @@ impl Checker<'_> {
                 op(Op::Bitcast, vec![x], ty, span)
             }
             "as_f32" => {
-                let x = self.unary_builtin(name, args, span, Some(Ty::I32), &[Ty::I32, Ty::U32, Ty::VI32])?;
+                let x = self.unary_builtin(
+                    name,
+                    args,
+                    span,
+                    Some(Ty::I32),
+                    &[Ty::I32, Ty::U32, Ty::VI32],
+                )?;
                 let ty = if x.ty == Ty::VI32 { Ty::VF32 } else { Ty::F32 };
                 op(Op::Bitcast, vec![x], ty, span)
             }

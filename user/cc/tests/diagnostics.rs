@@ -127,7 +127,7 @@ fn parse_reports_several_errors_without_cascading() {
 
 #[test]
 fn parse_nesting_limit() {
-    let deep = format!("int x = {}1{};", "(".repeat(100), ")".repeat(100));
+    let deep = format!("int x = {}1{};", "(".repeat(200), ")".repeat(200));
     let e = one(&body(&deep));
     assert!(e.starts_with("2:") && e.contains("nesting too deep"), "{e}");
 }

@@ -137,6 +137,24 @@ fn deep_nesting_is_an_error_not_a_crash() {
 }
 
 #[test]
+fn long_operator_chains_are_bounded_and_accepted_up_to_the_limit() {
+    let ok = format!(
+        "kernel k(tensor<i32> t) {{ t[int4(0)] = {}1; }}",
+        "1 + ".repeat(100)
+    );
+    let p = sagrada_cc::front::check(&ok);
+    assert!(p.is_ok());
+    if let Ok(p) = p {
+        let _ = sagrada_cc::lower::lower(&p);
+    }
+    for chain in ["1 + ", "x[0]", "1 << "] {
+        let src = format!("kernel k() {{ int x = {}1; }}", chain.repeat(20000));
+        no_panic(&src);
+        assert!(sagrada_cc::front::check(&src).is_err());
+    }
+}
+
+#[test]
 fn long_call_chains_are_bounded() {
     let mut src = String::new();
     for i in 0..300 {

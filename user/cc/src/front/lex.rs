@@ -134,9 +134,12 @@ fn number(src: &str, start: usize, errs: &mut Vec<Diagnostic>) -> (Option<Tok>, 
         }
         i
     };
-    let lower = src[start..].to_ascii_lowercase();
-    if lower.starts_with("0x") || lower.starts_with("0b") {
-        let (radix, name) = if lower.starts_with("0x") {
+    let prefix = src
+        .get(start..(start + 2).min(src.len()))
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if prefix == "0x" || prefix == "0b" {
+        let (radix, name) = if prefix == "0x" {
             (16, "hexadecimal")
         } else {
             (2, "binary")

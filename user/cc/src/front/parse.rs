@@ -14,7 +14,7 @@ use crate::diag::Diagnostic;
 use crate::span::Span;
 
 /// The deepest nesting of statements and expressions the parser accepts.
-pub const MAX_DEPTH: u32 = 64;
+pub const MAX_DEPTH: u32 = 128;
 
 /// Past this many errors the parser stops (the rest would be noise).
 const MAX_ERRORS: usize = 50;
@@ -140,6 +140,7 @@ impl<'a> Parser<'a> {
     fn enter(&mut self) -> P<()> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
+            self.depth -= 1;
             let s = self.span();
             return self.error(
                 s,
@@ -326,7 +327,9 @@ impl<'a> Parser<'a> {
 
     fn stmt(&mut self) -> P<Stmt> {
         self.enter()?;
+        let depth = self.depth;
         let r = self.stmt_inner();
+        self.depth = depth;
         self.leave();
         r
     }
@@ -561,7 +564,9 @@ impl<'a> Parser<'a> {
     /// An expression (`?:` and everything tighter).
     pub fn expr(&mut self) -> P<Expr> {
         self.enter()?;
+        let depth = self.depth;
         let r = self.ternary();
+        self.depth = depth;
         self.leave();
         r
     }
@@ -609,12 +614,22 @@ impl<'a> Parser<'a> {
     }
 
     /// Precedence climbing: operators of level `min` and tighter, left-associative.
+    /// Each operator of a chain nests the tree one level deeper, so it counts
+    /// towards [`MAX_DEPTH`] like a parenthesis.
     fn binary(&mut self, min: u8) -> P<Expr> {
+        let depth = self.depth;
+        let r = self.binary_chain(min);
+        self.depth = depth;
+        r
+    }
+
+    fn binary_chain(&mut self, min: u8) -> P<Expr> {
         let mut lhs = self.unary()?;
         while let Some((op, level)) = self.binop() {
             if level < min {
                 break;
             }
+            self.enter()?;
             self.bump();
             let rhs = if level >= 10 {
                 self.unary()?
@@ -653,8 +668,16 @@ impl<'a> Parser<'a> {
     }
 
     fn postfix(&mut self) -> P<Expr> {
+        let depth = self.depth;
+        let r = self.postfix_chain();
+        self.depth = depth;
+        r
+    }
+
+    fn postfix_chain(&mut self) -> P<Expr> {
         let mut e = self.primary()?;
         while self.eat_p("[") {
+            self.enter()?;
             let idx = self.expr()?;
             let end = self.expect_p("]", "after the index")?;
             let span = e.span.to(end);

@@ -3,9 +3,11 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod bench_cc;
 mod bench_compute;
 mod bench_dma;
 mod bench_rdma;
+mod cc_cmd;
 mod demo;
 mod demo_compute;
 mod demo_p2p;
@@ -110,6 +112,9 @@ enum Command {
         #[arg(short, long, value_name = "FILE.s")]
         output: Option<PathBuf>,
     },
+    /// Compile an SGC kernel (docs/language.md) into a kernel binary (.sgb), or print
+    /// its IR or assembly.
+    Cc(cc_cmd::CcArgs),
     /// Run a kernel (.sgb, or .s assembled on the fly) on an SG1 and print its outputs
     /// and per-core counters.
     Run(run_cmd::RunArgs),
@@ -146,6 +151,9 @@ enum BenchCommand {
     /// One compute core's interpreter: scalar instructions/s and vmad lane-ops/s
     /// against the same work done natively.
     Core(bench_compute::CoreArgs),
+    /// The SGC compiler: retired instructions of the seven demo kernels compiled at
+    /// -O1 and -O0 against their hand-written assembly, and cold compile times.
+    Cc(bench_cc::CcBenchArgs),
     /// RDMA WRITE, READ or SEND bandwidth nic0 -> nic1 into HBM (perftest's columns)
     /// against host memcpy, and p2p against the bounce path.
     Rdma(bench_rdma::RdmaArgs),
@@ -183,6 +191,7 @@ fn run(cli: Cli) -> Result<()> {
             which: BenchCommand::Dma { size, iterations },
         } => bench_dma::dma(size, iterations),
         Command::Run(args) => run_cmd::run(&args),
+        Command::Cc(args) => cc_cmd::cc(&args),
         Command::Bench {
             which: BenchCommand::Gemm(args),
         } => bench_compute::gemm(&args),
@@ -192,5 +201,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench {
             which: BenchCommand::Rdma(args),
         } => bench_rdma::rdma(&args),
+        Command::Bench {
+            which: BenchCommand::Cc(args),
+        } => bench_cc::cc(&args),
     }
 }

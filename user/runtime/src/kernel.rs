@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! let k = Kernel::assemble(&dev, include_str!("vadd.s"), "vadd.s")?;
+//! let k = Kernel::compile(&dev, include_str!("vadd.sgc"), "vadd.sgc")?;   // SGC
 //! let args = Args::new().arg(a).arg(b).named("c", c);      // Tensors
 //! let report = dev.run_kernel(&k, &[n.div_ceil(64)], &args)?;
 //! ```
@@ -20,12 +21,27 @@
 //! (the coordinate, the address...) from the driver's INFO_CORES, which keeps the
 //! last fault of each core for the context whose launch it ended.
 //!
-//! Left out: kernels shared between contexts, code caching across loads, and launch
-//! parameters beyond the index space and the core mask.
+//! [`Kernel::compile`] compiles SGC source (`docs/language.md`) with `sagrada-cc`
+//! first. Compiled binaries are kept in a process-wide cache keyed by the source, the
+//! optimisation level and the compiler's version, so a program that compiles the same
+//! kernel for each device, or each run of a loop, compiles it once
+//! ([`compile_binary`], [`cache_stats`]). Failures are not cached: their
+//! diagnostics name the file the caller gave, and a source that fails is usually
+//! about to be edited.
+//!
+//! Left out: kernels shared between contexts, a cache on disk, eviction from the
+//! in-memory cache (a binary is at most a few hundred KiB, and a process compiles a
+//! handful of kernels), and launch parameters beyond the index space and the core
+//! mask.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
+pub use sagrada_cc::{CompileError, OptLevel};
 use sagrada_hw_accel_abi::launch::{CoreFault, LaunchArgs, MAX_ARGS_SIZE};
 use sagrada_hw_accel_abi::packet::{DmaDir, Packet};
 use sagrada_hw_accel_abi::{MAX_CODE_INSTS, NUM_CORES};
@@ -49,6 +65,10 @@ pub enum KernelError {
     /// The assembly source has an error.
     #[error("{0}")]
     Asm(#[from] sagrada_isa::asm::AsmError),
+    /// The SGC source does not compile: the compiler's diagnostics, rendered against
+    /// the source (`file:line:column`, the line, a marker under the offending text).
+    #[error("{0}")]
+    Compile(#[from] CompileError),
     /// The bytes are not a kernel binary.
     #[error("not a valid kernel binary: {0}")]
     Binary(#[from] BinaryError),
@@ -633,6 +653,23 @@ impl Kernel {
         Kernel::load(dev, &sagrada_isa::asm::assemble(source, file_name)?)
     }
 
+    /// Compiles the SGC `source` (`file_name` names it in diagnostics) at `-O1` and
+    /// loads it; a source compiled before in this process is not compiled again.
+    pub fn compile(dev: &Device<'_>, source: &str, file_name: &str) -> Result<Kernel, KernelError> {
+        Kernel::compile_with(dev, source, file_name, OptLevel::O1)
+    }
+
+    /// [`Kernel::compile`] at optimisation level `level`.
+    pub fn compile_with(
+        dev: &Device<'_>,
+        source: &str,
+        file_name: &str,
+        level: OptLevel,
+    ) -> Result<Kernel, KernelError> {
+        let (binary, _) = compile_binary(source, file_name, level)?;
+        Kernel::load(dev, &binary)
+    }
+
     /// The kernel's name.
     pub fn name(&self) -> &str {
         &self.binary.name
@@ -788,6 +825,126 @@ impl Kernel {
     }
 }
 
+/// The version of the compiler whose binaries the cache holds. `sagrada-cc` takes its
+/// version from the workspace, as this crate does, so this crate's version is the
+/// compiler's. Within one process the compiler cannot change; the version is in the
+/// key so that the key stays right if the cache ever outlives the process.
+pub const COMPILER_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Where a binary from [`compile_binary`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheOutcome {
+    /// The compiler ran.
+    Compiled,
+    /// An earlier compilation of the same source at the same level.
+    Hit,
+}
+
+/// The compile cache's counters since the process started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheStats {
+    /// Times the compiler ran (successfully or not).
+    pub compilations: u64,
+    /// Compilations the cache saved.
+    pub hits: u64,
+    /// Binaries it holds.
+    pub entries: usize,
+}
+
+/// Compiled binaries by content, with counters. One process-wide instance serves
+/// [`compile_binary`]; tests make their own.
+#[derive(Default)]
+struct CompileCache {
+    /// By [`cache_key`]; the entry keeps what the key hashes, so that a collision of
+    /// the 64-bit hash is a miss and never another kernel's binary.
+    entries: Mutex<HashMap<u64, CacheEntry>>,
+    compilations: AtomicU64,
+    hits: AtomicU64,
+}
+
+struct CacheEntry {
+    source: Box<str>,
+    level: OptLevel,
+    binary: KernelBinary,
+}
+
+/// The content hash of a compilation's inputs. The file name is left out: it appears
+/// only in diagnostics, and failures are not cached.
+fn cache_key(source: &str, level: OptLevel) -> u64 {
+    let mut h = DefaultHasher::new();
+    (COMPILER_VERSION, level, source).hash(&mut h);
+    h.finish()
+}
+
+impl CompileCache {
+    /// The binary of `source` at `level`: the cached one, else `compile`'s (cached if
+    /// it succeeds).
+    fn get_or_compile(
+        &self,
+        source: &str,
+        level: OptLevel,
+        compile: impl FnOnce() -> Result<KernelBinary, CompileError>,
+    ) -> Result<(KernelBinary, CacheOutcome), CompileError> {
+        let key = cache_key(source, level);
+        // A panic elsewhere while the lock was held leaves the map consistent (every
+        // update is one insert), so a poisoned lock is still usable.
+        let lock = || self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(e) = lock().get(&key)
+            && e.level == level
+            && *e.source == *source
+        {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok((e.binary.clone(), CacheOutcome::Hit));
+        }
+        // The lock is not held while compiling: compilations of different sources
+        // run in parallel, and two threads racing on one source both compile it,
+        // which costs time but gives the same binary.
+        self.compilations.fetch_add(1, Ordering::Relaxed);
+        let binary = compile()?;
+        lock().insert(
+            key,
+            CacheEntry {
+                source: source.into(),
+                level,
+                binary: binary.clone(),
+            },
+        );
+        Ok((binary, CacheOutcome::Compiled))
+    }
+
+    fn stats(&self) -> CacheStats {
+        CacheStats {
+            compilations: self.compilations.load(Ordering::Relaxed),
+            hits: self.hits.load(Ordering::Relaxed),
+            entries: self
+                .entries
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .len(),
+        }
+    }
+}
+
+static CACHE: LazyLock<CompileCache> = LazyLock::new(CompileCache::default);
+
+/// Compiles the SGC `source` (`file_name` names it in diagnostics) at `level`, or
+/// takes the binary of an earlier compilation of the same source and level from the
+/// process-wide cache; says which.
+pub fn compile_binary(
+    source: &str,
+    file_name: &str,
+    level: OptLevel,
+) -> Result<(KernelBinary, CacheOutcome), KernelError> {
+    Ok(CACHE.get_or_compile(source, level, || {
+        sagrada_cc::compile(source, file_name, level).map(|c| c.binary)
+    })?)
+}
+
+/// The process-wide compile cache's counters.
+pub fn cache_stats() -> CacheStats {
+    CACHE.stats()
+}
+
 /// A launch ready to submit: its argument buffer, and the packets that copy it to the
 /// device and launch.
 struct PreparedLaunch {
@@ -940,6 +1097,92 @@ impl Stream<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A binary to stand in for the compiler's output: the cache does not look inside.
+    fn binary(name: &str) -> KernelBinary {
+        sagrada_isa::asm::assemble(&format!(".kernel {name}\n        halt\n"), "t.s").unwrap()
+    }
+
+    /// A compile error as the compiler gives one.
+    fn failure() -> CompileError {
+        CompileError {
+            diagnostics: sagrada_cc::diag::Diagnostics(vec![sagrada_cc::diag::Diagnostic {
+                span: Default::default(),
+                message: "expected `)` after the parameters, found `{`".into(),
+            }]),
+            rendered: "bad.sgc:1:11: expected `)` after the parameters, found `{`\n".into(),
+        }
+    }
+
+    #[test]
+    fn the_cache_compiles_a_source_once_per_level() {
+        let cache = CompileCache::default();
+        let mut runs = 0;
+        let mut compile = |name: &str| {
+            runs += 1;
+            Ok(binary(name))
+        };
+        let (first, how) = cache
+            .get_or_compile("kernel k() {}", OptLevel::O1, || compile("k1"))
+            .unwrap();
+        assert_eq!((first.name.as_str(), how), ("k1", CacheOutcome::Compiled));
+        let (again, how) = cache
+            .get_or_compile("kernel k() {}", OptLevel::O1, || compile("other"))
+            .unwrap();
+        // The cached binary, not the closure's.
+        assert_eq!((again.name.as_str(), how), ("k1", CacheOutcome::Hit));
+        let (o0, how) = cache
+            .get_or_compile("kernel k() {}", OptLevel::O0, || compile("k0"))
+            .unwrap();
+        assert_eq!((o0.name.as_str(), how), ("k0", CacheOutcome::Compiled));
+        let (_, how) = cache
+            .get_or_compile("kernel k() { }", OptLevel::O1, || compile("k2"))
+            .unwrap();
+        assert_eq!(how, CacheOutcome::Compiled, "a changed source is compiled");
+        assert_eq!(runs, 3);
+        assert_eq!(
+            cache.stats(),
+            CacheStats {
+                compilations: 3,
+                hits: 1,
+                entries: 3
+            }
+        );
+    }
+
+    #[test]
+    fn the_cache_keeps_no_failures() {
+        let cache = CompileCache::default();
+        let source = "kernel k( {";
+        let error = failure();
+        for _ in 0..2 {
+            let e = cache
+                .get_or_compile(source, OptLevel::O1, || Err(error.clone()))
+                .unwrap_err();
+            assert_eq!(e, error);
+        }
+        // Once fixed, the same text compiles: nothing stale was kept.
+        let (_, how) = cache
+            .get_or_compile(source, OptLevel::O1, || Ok(binary("k")))
+            .unwrap();
+        assert_eq!(how, CacheOutcome::Compiled);
+        assert_eq!(
+            cache.stats(),
+            CacheStats {
+                compilations: 3,
+                hits: 0,
+                entries: 1
+            }
+        );
+    }
+
+    #[test]
+    fn cache_keys_differ_by_level_and_by_any_byte_of_the_source() {
+        let k = cache_key("kernel k() {}", OptLevel::O1);
+        assert_eq!(k, cache_key("kernel k() {}", OptLevel::O1));
+        assert_ne!(k, cache_key("kernel k() {}", OptLevel::O0));
+        assert_ne!(k, cache_key("kernel k() {} ", OptLevel::O1));
+    }
 
     #[test]
     fn dense_tensors_get_row_major_strides_and_sizes() {

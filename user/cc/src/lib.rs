@@ -36,7 +36,8 @@ use sagrada_isa::binary::KernelBinary;
 /// How much the compiler optimises.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
 pub enum OptLevel {
-    /// None: the IR as lowered, each value in its own register where possible.
+    /// No IR passes: the IR as lowered. The back end still coalesces copies, so that
+    /// unoptimised code fits the registers without needless spills.
     O0,
     /// The passes of [`opt`] and the back end's peepholes.
     #[default]

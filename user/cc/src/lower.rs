@@ -89,7 +89,26 @@ pub fn lower(p: &Program) -> Function {
         }
     }
     l.stmts(&p.kernel.body);
-    l.f
+    let mut f = l.f;
+    drop_unreachable(&mut f);
+    f
+}
+
+/// Empties the blocks the entry cannot reach. Lowering makes some (a join nothing jumps
+/// to, the code after a `return` in an inlined function), and their instructions may
+/// use values whose definitions do not dominate them, which the IR's rules forbid.
+fn drop_unreachable(f: &mut Function) {
+    let mut live = vec![false; f.blocks.len()];
+    for b in f.reverse_postorder() {
+        live[b.0 as usize] = true;
+    }
+    for (b, data) in f.blocks.iter_mut().enumerate() {
+        if !live[b] {
+            data.insts.clear();
+            data.params.clear();
+            data.term = crate::ir::Terminator::Halt;
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -339,6 +358,9 @@ impl Lower<'_> {
                     then: Target::new(then_b, vec![]),
                     otherwise: else_target,
                 });
+                // The `else` part starts from the variables as they were at the branch,
+                // not as the `then` part left them.
+                let at_branch = self.vals(base);
                 self.cur = Some(then_b);
                 self.stmts(then);
                 if self.cur.is_some() {
@@ -346,6 +368,10 @@ impl Lower<'_> {
                     self.jump(join, v);
                 }
                 if !otherwise.is_empty() {
+                    self.env.truncate(base);
+                    for (slot, v) in self.env.iter_mut().zip(at_branch) {
+                        slot.val = v;
+                    }
                     self.cur = Some(else_b);
                     self.stmts(otherwise);
                     if self.cur.is_some() {

@@ -92,6 +92,9 @@ impl Ty {
 struct Func {
     name: String,
     ret: Ty,
+    /// Its body reads lanes (`v[k]`, `rotate`, `shuffle`, `count`): not callable inside
+    /// `where`.
+    lane_ops: bool,
 }
 
 struct Gen {
@@ -111,6 +114,10 @@ struct Gen {
     /// Generating a function: the kernel's tensors, arguments and arrays are not in
     /// scope.
     in_fn: bool,
+    /// The scratchpad arrays have been written whole and may be read.
+    arrays_ready: bool,
+    /// A lane-reading operation was generated (since the flag was last cleared).
+    lane_ops: bool,
 }
 
 /// Generates the program for `seed`.
@@ -126,6 +133,8 @@ pub fn program(seed: u64) -> String {
         funcs: Vec::new(),
         budget: 40,
         in_fn: false,
+        arrays_ready: false,
+        lane_ops: false,
     };
     g.program();
     g.out
@@ -191,6 +200,7 @@ impl Gen {
         self.line(&format!("lv[k] = {e};"));
         self.depth -= 1;
         self.line("}");
+        self.arrays_ready = true;
         self.block_body(4);
         // The outputs.
         for k in 0..OUTS {
@@ -221,6 +231,7 @@ impl Gen {
         let budget = self.budget;
         self.budget = 4;
         self.in_fn = true;
+        self.lane_ops = false;
         self.block_body(2);
         let e = self.expr(ret, 2);
         self.in_fn = false;
@@ -230,7 +241,12 @@ impl Gen {
         self.out.push_str("}\n");
         self.vars = saved;
         self.counters = saved_counters;
-        self.funcs.push(Func { name, ret });
+        let lane_ops = self.lane_ops;
+        self.funcs.push(Func {
+            name,
+            ret,
+            lane_ops,
+        });
     }
 
     /// Up to `n` statements at the current depth.
@@ -352,6 +368,7 @@ impl Gen {
         };
         if ty == Ty::VF32 && !self.in_where && self.rng.chance(1, 6) {
             // A lane of a vector variable.
+            self.lane_ops = true;
             let lane = self.rng.below(64);
             let s = self.expr(Ty::F32, 2);
             self.line(&format!("{name}[{lane}] = {s};"));
@@ -408,16 +425,18 @@ impl Gen {
 
     /// A call of a generated function returning `ty`, if there is one.
     fn call(&mut self, ty: Ty, depth: u32) -> Option<String> {
+        let in_where = self.in_where;
         let f = self
             .funcs
             .iter()
-            .filter(|f| f.ret == ty)
+            .filter(|f| f.ret == ty && !(in_where && f.lane_ops))
             .cloned()
             .collect::<Vec<_>>();
         if f.is_empty() {
             return None;
         }
         let f = &f[self.rng.below(f.len() as u32) as usize];
+        self.lane_ops |= f.lane_ops;
         let a = self.expr(Ty::F32, depth);
         let b = self.expr(Ty::I32, depth);
         let u = self.expr(Ty::VF32, depth);
@@ -498,12 +517,16 @@ impl Gen {
                 format!("{f}({})", self.expr(Ty::VI32, d))
             }
             // `count` sees every lane, so it is not allowed inside `where`.
-            9 if !self.in_where => format!("count({})", self.expr(Ty::Mask, d)),
+            9 if !self.in_where => {
+                self.lane_ops = true;
+                format!("count({})", self.expr(Ty::Mask, d))
+            }
             10 if !self.in_fn => {
                 let i = self.expr(Ty::I32, d);
                 format!("iin[int4(({i}) & {}, p)]", IN_COLS - 1)
             }
             11 if !self.in_where => {
+                self.lane_ops = true;
                 let v = self.expr(Ty::VI32, d);
                 format!("({v})[{}]", self.rng.below(64))
             }
@@ -514,7 +537,7 @@ impl Gen {
             },
             _ => {
                 let u = self.expr(Ty::I32, d);
-                format!("(-{u})")
+                format!("(-({u}))")
             }
         }
     }
@@ -541,20 +564,23 @@ impl Gen {
                 let f = ["sqrt", "rsqrt"][self.rng.below(2) as usize];
                 format!("{f}(abs({}))", self.expr(Ty::F32, d))
             }
-            7 => format!("f32({})", self.expr(Ty::I32, d)),
+            // `i32(...)` first: a bare integer literal in `f32(...)` would be read as an
+            // f32 literal, which must be exact.
+            7 => format!("f32(i32({}))", self.expr(Ty::I32, d)),
             8 => {
                 let f = ["reduce_add", "reduce_max", "reduce_min"][self.rng.below(3) as usize];
                 format!("{f}({})", self.expr(Ty::VF32, d))
             }
             9 if !self.in_fn => {
                 let i = self.expr(Ty::I32, d);
-                if self.rng.chance(1, 2) {
+                if !self.arrays_ready || self.rng.chance(1, 2) {
                     format!("fin[int4(({i}) & {}, p)]", IN_COLS - 1)
                 } else {
                     format!("ls[({i}) & 15]")
                 }
             }
             10 if !self.in_where => {
+                self.lane_ops = true;
                 let v = self.expr(Ty::VF32, d);
                 format!("({v})[{}]", self.rng.below(64))
             }
@@ -631,18 +657,20 @@ impl Gen {
             7 => format!("f32x64({})", self.expr(Ty::VI32, d)),
             8 if !self.in_fn => {
                 let i = self.expr(Ty::I32, d);
-                if self.rng.chance(1, 2) {
+                if !self.arrays_ready || self.rng.chance(1, 2) {
                     format!("load(fin, int4((({i}) & 3) * 64, p))")
                 } else {
                     format!("lv[({i}) & 3]")
                 }
             }
             9 if !self.in_where => {
+                self.lane_ops = true;
                 let v = self.expr(Ty::VF32, d);
                 let n = self.expr(Ty::I32, d);
                 format!("rotate({v}, {n})")
             }
-            10 => {
+            10 if !self.in_where => {
+                self.lane_ops = true;
                 let a = self.expr(Ty::VF32, d);
                 let b = self.expr(Ty::VF32, d);
                 let half = ["unpack_lo", "unpack_hi"][self.rng.below(2) as usize];
@@ -684,6 +712,7 @@ impl Gen {
                 format!("load(iin, int4((({i}) & 3) * 64, p))")
             }
             7 if !self.in_where => {
+                self.lane_ops = true;
                 let v = self.expr(Ty::VI32, d);
                 let idx = self.expr(Ty::VI32, d);
                 format!("shuffle({v}, {idx})")

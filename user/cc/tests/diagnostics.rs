@@ -318,12 +318,28 @@ fn where_forbids_lane_extraction_rotate_and_shuffle() {
 }
 
 #[test]
+fn where_forbids_counting_and_bf16_packing() {
+    assert_eq!(
+        one(&body(
+            "f32x64 v; i32 c; where (v > 0.0) { c = count(v > 1.0); }"
+        )),
+        "2:44: `count` cannot be used inside `where`: it counts every lane, and the lanes outside the mask are unspecified"
+    );
+    assert_eq!(
+        one(&body(
+            "f32x64 v; where (v > 0.0) { v = unpack_lo(pack_bf16(v, v)); }"
+        )),
+        "2:37: `unpack_lo` cannot be used inside `where`: it moves elements between lanes, and the lanes outside the mask are unspecified"
+    );
+}
+
+#[test]
 fn where_forbids_calls_that_extract_lanes() {
     assert_eq!(
         one(
             "fn first(f32x64 v) -> f32 { return v[0]; }\nkernel k() {\n    f32x64 v; where (v > 0.0) { f32 x = first(v); }\n}"
         ),
-        "3:41: `first` cannot be called inside `where`: it reads a vector lane or uses `rotate` or `shuffle` (at 1:36), and inside `where` the inactive lanes are unspecified"
+        "3:41: `first` cannot be called inside `where`: it reads a vector lane or moves or counts lanes (at 1:36), and inside `where` the inactive lanes are unspecified"
     );
 }
 

@@ -5,14 +5,14 @@
 //!   the instructions), with immediates, broadcasts, multiply-adds, `vmadl` and
 //!   compare-and-branch folded in.
 //! - [`regalloc`]: copy coalescing (at `-O1`) and linear-scan allocation with spilling
-//!   to the scratchpad after the kernel's own bytes. Masks are not spilled: more than
-//!   seven live at once is a [`BackError`].
+//!   to the scratchpad after the kernel's own bytes (masks as vectors of -1 and 0).
 //! - [`emit`]: moves for the parallel copies, block layout, branch offsets, the
 //!   [`KernelBinary`] and its listing (`sagrada_isa::disasm`, which reassembles to the
 //!   identical binary).
 //!
-//! At `-O0` nothing is coalesced and every jump is emitted; `-O1` adds the coalescing,
-//! the threading of empty blocks and the removal of jumps to the next instruction.
+//! Copies are coalesced at every level (unoptimised code would otherwise spill). At
+//! `-O0` every jump is emitted; `-O1` adds the threading of empty blocks and the
+//! removal of jumps to the next instruction.
 //! Left out: scheduling, rematerialisation, interval splitting.
 
 pub mod emit;
@@ -59,7 +59,7 @@ pub fn compile(f: &Function, level: OptLevel) -> Result<Output, BackError> {
         });
     }
     let mut mf = isel::select(f)?;
-    let asg = regalloc::allocate(&mut mf, f.scratch_bytes, level == OptLevel::O1, &f.name)?;
+    let asg = regalloc::allocate(&mut mf, f.scratch_bytes, true, &f.name)?;
     let binary = emit::emit(f, &mf, &asg, level)?;
     let asm = sagrada_isa::disasm::disassemble(&binary);
     Ok(Output { binary, asm })

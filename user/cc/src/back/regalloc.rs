@@ -1,7 +1,7 @@
 //! Register allocation: copy coalescing, then linear scan (Poletto and Sarkar) with
 //! spilling to the scratchpad.
 //!
-//! At `-O1` copies are coalesced first (Chaitin's rule: two registers joined by a copy
+//! Copies are coalesced first, at every level (Chaitin's rule: two registers joined by a copy
 //! are merged when neither is written while the other holds a different value),
 //! which removes the copies of block parameters, loop-carried values, `Int4Set` and
 //! guarded results tied to their passthru whenever the old value dies there.
@@ -17,16 +17,17 @@
 //! every write followed by a store, and allocation starts again. The short-lived
 //! registers are never spilled, so it ends.
 //!
-//! Masks are not spilled: a kernel that needs more than 7 live at once gets a
-//! [`BackError`] saying so. Left out: interval splitting and lifetime holes (a spilled
-//! value is spilled everywhere).
+//! A spilled mask takes a vector's slot: it is stored as -1 in its set lanes and 0 in
+//! the others (`vbcast` of zero, then a `vbcast` of -1 guarded by the mask), and
+//! reloaded with an unsigned `0 < lane` compare. Left out: interval splitting and
+//! lifetime holes (a spilled value is spilled everywhere).
 
 use std::collections::{HashMap, HashSet};
 
 use sagrada_isa::{Opcode, SCRATCH_BYTES};
 
 use super::BackError;
-use super::mir::{Arg, Class, MFunc, MInst, RegSet, VReg};
+use super::mir::{Arg, Class, MFunc, MGuard, MInst, RegSet, VReg};
 
 /// Where every virtual register went.
 #[derive(Clone, Debug)]
@@ -51,7 +52,7 @@ pub fn allocate(
         coalesce(mf);
     }
     let mut next_slot = scratch_base.next_multiple_of(4);
-    let mut unspillable: Vec<bool> = mf.classes.iter().map(|&c| c == Class::P).collect();
+    let mut unspillable: Vec<bool> = vec![false; mf.classes.len()];
     let mut spilled_total = 0;
     // Each round spills at least one register that is not short-lived; the bound only
     // guards against a bug turning into a hang.
@@ -274,10 +275,7 @@ fn scan(mf: &MFunc, iv: &Intervals, unspillable: &[bool], name: &str) -> Result<
 
 fn pressure(name: &str, class: Class) -> BackError {
     let message = match class {
-        Class::P => format!(
-            "kernel {name} needs more than 7 masks live at once (p1-p7); the back end does \
-             not spill masks"
-        ),
+        Class::P => format!("kernel {name} needs more than 7 masks (p1-p7) in one instruction"),
         Class::V => format!("kernel {name} needs more than 32 vector registers in one instruction"),
         _ => {
             format!("kernel {name} needs more scalar registers in one instruction than s1-s31 hold")
@@ -307,8 +305,8 @@ fn spill(
         let size = match mf.class(r) {
             Class::S => 4,
             Class::Q => 16,
-            Class::V => 256,
-            Class::P => 0,
+            // A mask is kept as a vector of -1 (set) and 0 (clear) lanes.
+            Class::V | Class::P => 256,
         };
         let end = next_slot
             .checked_add(size)
@@ -403,7 +401,12 @@ fn spill(
     Ok(())
 }
 
-fn load(mf: &MFunc, out: &mut Vec<MInst>, t: VReg, addr: u32) {
+fn fresh(mf: &mut MFunc, class: Class) -> VReg {
+    mf.classes.push(class);
+    VReg(mf.classes.len() as u32 - 1)
+}
+
+fn load(mf: &mut MFunc, out: &mut Vec<MInst>, t: VReg, addr: u32) {
     let op = |opc, args| MInst::Op {
         opc,
         args,
@@ -432,11 +435,23 @@ fn load(mf: &MFunc, out: &mut Vec<MInst>, t: VReg, addr: u32) {
                 ));
             }
         }
-        Class::P => {}
+        Class::P => {
+            // The slot holds -1 where the mask is set: the mask is `0 < lane` unsigned.
+            let (lanes, zero) = (fresh(mf, Class::V), fresh(mf, Class::V));
+            out.push(op(
+                Opcode::Ldv,
+                vec![Arg::Reg(lanes), Arg::Zero, Arg::Imm(addr)],
+            ));
+            out.push(op(Opcode::Vbcast, vec![Arg::Reg(zero), Arg::Zero]));
+            out.push(op(
+                Opcode::VcmpLtU32,
+                vec![Arg::Reg(t), Arg::Reg(zero), Arg::Reg(lanes)],
+            ));
+        }
     }
 }
 
-fn store(mf: &MFunc, out: &mut Vec<MInst>, t: VReg, addr: u32) {
+fn store(mf: &mut MFunc, out: &mut Vec<MInst>, t: VReg, addr: u32) {
     let op = |opc, args| MInst::Op {
         opc,
         args,
@@ -464,7 +479,25 @@ fn store(mf: &MFunc, out: &mut Vec<MInst>, t: VReg, addr: u32) {
                 ));
             }
         }
-        Class::P => {}
+        Class::P => {
+            // -1 in the lanes the mask sets, 0 elsewhere, as one vector.
+            let (lanes, ones) = (fresh(mf, Class::V), fresh(mf, Class::S));
+            out.push(op(Opcode::Vbcast, vec![Arg::Reg(lanes), Arg::Zero]));
+            out.push(op(Opcode::Li, vec![Arg::Reg(ones), Arg::Imm(u32::MAX)]));
+            out.push(MInst::Op {
+                opc: Opcode::Vbcast,
+                args: vec![Arg::Reg(lanes), Arg::Reg(ones)],
+                guard: Some(MGuard {
+                    pred: Arg::Reg(t),
+                    negate: false,
+                }),
+                tied: true,
+            });
+            out.push(op(
+                Opcode::Stv,
+                vec![Arg::Reg(lanes), Arg::Zero, Arg::Imm(addr)],
+            ));
+        }
     }
 }
 

@@ -98,7 +98,8 @@ struct Sig {
 struct BodyInfo {
     /// (callee, call span, inside `where`, unroll multiplicity, depth at the call).
     calls: Vec<(FnId, Span, bool, u64, u32)>,
-    /// The first lane extraction, `rotate` or `shuffle`.
+    /// The first operation that reads lanes across the mask: lane extraction, `rotate`,
+    /// `shuffle`, `count`, `pack_bf16`, `unpack_lo` or `unpack_hi`.
     lane_use: Option<Span>,
     size: u64,
     depth: u32,
@@ -670,7 +671,7 @@ impl Checker<'_> {
                     self.err(
                         span,
                         format!(
-                            "`{}` cannot be called inside `where`: it reads a vector lane or uses `rotate` or `shuffle` (at {at}), and inside `where` the inactive lanes are unspecified",
+                            "`{}` cannot be called inside `where`: it reads a vector lane or moves or counts lanes (at {at}), and inside `where` the inactive lanes are unspecified",
                             name(self, callee)
                         ),
                     );
@@ -2204,12 +2205,25 @@ impl Checker<'_> {
                 Ty::Mask,
                 span,
             ),
-            "count" => op(
-                Op::MaskCount,
-                vec![self.arg(name, args, 0, Ty::Mask)?],
-                Ty::I32,
-                span,
-            ),
+            "count" | "unpack_lo" | "unpack_hi" | "pack_bf16" if in_where => {
+                self.info.lane_use.get_or_insert(span);
+                let why = if name == "count" {
+                    "it counts every lane"
+                } else {
+                    "it moves elements between lanes"
+                };
+                self.err(name_span, format!("`{name}` cannot be used inside `where`: {why}, and the lanes outside the mask are unspecified"));
+                return None;
+            }
+            "count" => {
+                self.info.lane_use.get_or_insert(span);
+                op(
+                    Op::MaskCount,
+                    vec![self.arg(name, args, 0, Ty::Mask)?],
+                    Ty::I32,
+                    span,
+                )
+            }
             "select" => {
                 let m = self.expr(args.first()?, None);
                 let (a, b) = self.pair(args.get(1)?, args.get(2)?, want);
@@ -2297,6 +2311,7 @@ impl Checker<'_> {
                 }
             }
             "unpack_lo" | "unpack_hi" => {
+                self.info.lane_use.get_or_insert(span);
                 let x = self.arg(name, args, 0, Ty::VBF16)?;
                 op(
                     if name == "unpack_lo" {
@@ -2310,6 +2325,7 @@ impl Checker<'_> {
                 )
             }
             "pack_bf16" => {
+                self.info.lane_use.get_or_insert(span);
                 let a = self.arg(name, args, 0, Ty::VF32)?;
                 let b = self.arg(name, args, 1, Ty::VF32)?;
                 op(Op::Pack, vec![a, b], Ty::VBF16, span)

@@ -68,7 +68,7 @@ fn threaded(f: &Function, t: &Target) -> Option<Target> {
     let Terminator::Jump(next) = &bd.term else {
         return None;
     };
-    if !bd.insts.is_empty() || next.block == t.block {
+    if !bd.insts.is_empty() || next.block == t.block || params_used_beyond_jump(f, t.block) {
         return None;
     }
     let map: HashMap<Value, Value> = bd
@@ -81,6 +81,25 @@ fn threaded(f: &Function, t: &Target) -> Option<Target> {
         next.block,
         next.args.iter().map(|a| *map.get(a).unwrap_or(a)).collect(),
     ))
+}
+
+/// Whether a parameter of `b` is used anywhere but in `b`'s own jump: the blocks `b`
+/// dominates may use it directly, and threading an edge past `b` would leave those
+/// uses without a definition.
+fn params_used_beyond_jump(f: &Function, b: Block) -> bool {
+    let params = &f.block(b).params;
+    if params.is_empty() {
+        return false;
+    }
+    (0..f.blocks.len()).any(|k| {
+        let other = Block(k as u32);
+        let in_insts = f
+            .block(other)
+            .insts
+            .iter()
+            .any(|&i| f.inst_uses(i).iter().any(|v| params.contains(v)));
+        in_insts || (other != b && f.term_uses(other).iter().any(|v| params.contains(v)))
+    })
 }
 
 fn thread(f: &mut Function) -> bool {

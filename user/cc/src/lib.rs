@@ -25,6 +25,7 @@
 pub mod back;
 pub mod diag;
 pub mod front;
+mod fxhash;
 pub mod ir;
 pub mod lower;
 pub mod opt;
@@ -49,8 +50,8 @@ pub enum OptLevel {
 pub struct Compiled {
     /// The kernel binary.
     pub binary: KernelBinary,
-    /// The IR after optimisation, in its textual form.
-    pub ir: String,
+    /// The IR after optimisation ([`Compiled::ir`] prints it).
+    pub function: ir::Function,
     /// The assembly listing.
     pub asm: String,
 }
@@ -76,7 +77,6 @@ pub fn compile(source: &str, file: &str, level: OptLevel) -> Result<Compiled, Co
     debug_assert_eq!(ir::verify::verify(&f), Ok(()));
     opt::optimize(&mut f, level);
     debug_assert_eq!(ir::verify::verify(&f), Ok(()));
-    let ir = ir::print::print(&f);
     let out = back::compile(&f, level).map_err(|e| {
         fail(diag::Diagnostics(vec![diag::Diagnostic {
             span: e.span.unwrap_or_default(),
@@ -85,7 +85,16 @@ pub fn compile(source: &str, file: &str, level: OptLevel) -> Result<Compiled, Co
     })?;
     Ok(Compiled {
         binary: out.binary,
-        ir,
+        function: f,
         asm: out.asm,
     })
+}
+
+impl Compiled {
+    /// The IR after optimisation, in its textual form (printed on demand: most callers
+    /// want only the binary, and printing a large kernel takes as long as optimising
+    /// it).
+    pub fn ir(&self) -> String {
+        ir::print::print(&self.function)
+    }
 }

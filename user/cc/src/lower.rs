@@ -34,7 +34,7 @@
 //! broken invariant could still show, it falls back to a zero value instead of
 //! panicking.
 
-use std::collections::HashMap;
+use crate::fxhash::HashMap;
 
 use crate::front::Program;
 use crate::front::eval::eval;
@@ -65,10 +65,10 @@ pub fn lower(p: &Program) -> Function {
         masks: Vec::new(),
         loops: Vec::new(),
         conts: Vec::new(),
-        tensors: HashMap::new(),
-        unroll: HashMap::new(),
+        tensors: HashMap::default(),
+        unroll: HashMap::default(),
         place_cur: None,
-        preds: HashMap::new(),
+        preds: HashMap::default(),
     };
     l.f.scratch_bytes = p.scratch_bytes;
     l.cur = Some(l.f.entry);

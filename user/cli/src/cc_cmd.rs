@@ -73,7 +73,7 @@ pub fn cc(args: &CcArgs) -> Result<()> {
                 .unwrap_or_else(|| input.with_extension("sgb"));
             return write(&output, &compiled.binary.to_bytes());
         }
-        Emit::Ir => compiled.ir,
+        Emit::Ir => compiled.ir(),
         Emit::Asm => compiled.asm,
     };
     match &args.output {

@@ -16,7 +16,7 @@
 //! Left out: selecting across blocks (patterns see a value's definition anywhere, but
 //! nothing is moved), and vector integer immediates (the SG1 has none).
 
-use std::collections::HashMap;
+use crate::fxhash::HashMap;
 
 use sagrada_isa::Opcode;
 
@@ -42,8 +42,8 @@ pub fn select(f: &Function) -> Result<MFunc, BackError> {
             classes: Vec::new(),
             entry: f.entry.0 as usize,
         },
-        vals: HashMap::new(),
-        uses: HashMap::new(),
+        vals: HashMap::default(),
+        uses: HashMap::default(),
         cur: 0,
     };
     if f.entry.0 as usize >= f.blocks.len() {

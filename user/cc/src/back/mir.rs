@@ -12,7 +12,7 @@
 //! Liveness is computed here; allocation and emission are elsewhere. Left out: any
 //! instruction scheduling (the SG1 defines no latencies).
 
-use std::collections::HashMap;
+use crate::fxhash::HashMap;
 
 use sagrada_isa::{Field, Opcode, OperandKind};
 
@@ -187,7 +187,7 @@ impl MInst {
                 }
             }
             MInst::Copy(moves) => {
-                let mut parts: HashMap<VReg, u8> = HashMap::new();
+                let mut parts: HashMap<VReg, u8> = HashMap::default();
                 for (d, _) in moves.iter() {
                     if let Arg::Part(r, k) = d {
                         *parts.entry(*r).or_default() |= 1 << k;

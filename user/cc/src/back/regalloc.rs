@@ -22,7 +22,7 @@
 //! reloaded with an unsigned `0 < lane` compare. Left out: interval splitting and
 //! lifetime holes (a spilled value is spilled everywhere).
 
-use std::collections::{HashMap, HashSet};
+use crate::fxhash::HashMap;
 
 use sagrada_isa::{Opcode, SCRATCH_BYTES};
 
@@ -300,7 +300,7 @@ fn spill(
     unspillable: &mut Vec<bool>,
     name: &str,
 ) -> Result<(), BackError> {
-    let mut slot: HashMap<VReg, u32> = HashMap::new();
+    let mut slot: HashMap<VReg, u32> = HashMap::default();
     for &r in regs {
         let size = match mf.class(r) {
             Class::S => 4,
@@ -505,17 +505,55 @@ fn store(mf: &mut MFunc, out: &mut Vec<MInst>, t: VReg, addr: u32) {
 /// copies that become moves of a register to itself.
 pub fn coalesce(mf: &mut MFunc) {
     let n = mf.classes.len();
+    // Only registers joined by a copy can be merged, and a merged class holds only
+    // such registers: interference between them is all the merging needs. They get
+    // dense numbers, and interference is a bit matrix over those numbers, so that an
+    // unrolled GEMM (thousands of registers, a few hundred copies) stays fast.
+    let mut dense: Vec<u32> = vec![u32::MAX; n];
+    let mut members: Vec<VReg> = Vec::new();
+    for b in &mf.blocks {
+        for i in &b.insts {
+            if let MInst::Copy(moves) = i {
+                for (d, s) in moves {
+                    if let (Arg::Reg(d), Arg::Reg(s)) = (d, s)
+                        && mf.class(*d) == mf.class(*s)
+                    {
+                        for r in [*d, *s] {
+                            if dense[r.0 as usize] == u32::MAX {
+                                dense[r.0 as usize] = members.len() as u32;
+                                members.push(r);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let m = members.len();
+    let words = m.div_ceil(64);
+    // Row k: the related registers that interfere with related register k.
+    let mut rows: Vec<u64> = vec![0; m * words];
+    let set = |rows: &mut Vec<u64>, a: usize, b: usize| {
+        rows[a * words + b / 64] |= 1 << (b % 64);
+        rows[b * words + a / 64] |= 1 << (a % 64);
+    };
+    let related = |r: VReg| dense.get(r.0 as usize).is_some_and(|&k| k != u32::MAX);
     let live_in = mf.live_in();
-    let mut adj: Vec<HashSet<u32>> = vec![HashSet::new(); n];
     let mut copies: Vec<(VReg, VReg)> = Vec::new();
     for b in mf.rpo() {
         let mut live: RegSet = mf.live_out(b, &live_in);
         for u in mf.blocks[b].term.uses() {
             live.insert(u);
         }
+        // The related registers among `live`, by dense number.
+        let mut live_rel: Vec<u32> = live
+            .iter()
+            .filter(|&r| related(r))
+            .map(|r| dense[r.0 as usize])
+            .collect();
         for i in mf.blocks[b].insts.iter().rev() {
             let (uses, defs) = i.uses_defs();
-            let mut source: HashMap<VReg, VReg> = HashMap::new();
+            let mut source: HashMap<VReg, VReg> = HashMap::default();
             if let MInst::Copy(moves) = i {
                 for (d, s) in moves {
                     if let (Arg::Reg(d), Arg::Reg(s)) = (d, s)
@@ -526,20 +564,29 @@ pub fn coalesce(mf: &mut MFunc) {
                     }
                 }
             }
-            for &d in &defs {
-                let others = live.iter().chain(defs.iter().copied());
+            for &d in defs.iter().filter(|&&d| related(d)) {
+                let dk = dense[d.0 as usize] as usize;
+                let others = live_rel
+                    .iter()
+                    .map(|&k| members[k as usize])
+                    .chain(defs.iter().copied().filter(|&x| related(x)));
                 for x in others {
                     if x != d && source.get(&d) != Some(&x) && mf.class(x) == mf.class(d) {
-                        adj[d.0 as usize].insert(x.0);
-                        adj[x.0 as usize].insert(d.0);
+                        set(&mut rows, dk, dense[x.0 as usize] as usize);
                     }
                 }
             }
             for &d in &defs {
                 live.remove(d);
+                if related(d) {
+                    let k = dense[d.0 as usize];
+                    live_rel.retain(|&x| x != k);
+                }
             }
             for &u in &uses {
-                live.insert(u);
+                if live.insert(u) && related(u) {
+                    live_rel.push(dense[u.0 as usize]);
+                }
             }
         }
     }
@@ -551,6 +598,12 @@ pub fn coalesce(mf: &mut MFunc) {
         }
         x
     }
+    // Per class root (by dense number): its members, and the registers interfering
+    // with any of them.
+    let mut class_members: Vec<u64> = vec![0; m * words];
+    for k in 0..m {
+        class_members[k * words + k / 64] |= 1 << (k % 64);
+    }
     // Copies in program order: block parameters and ties first come first.
     copies.reverse();
     for (d, s) in copies {
@@ -558,18 +611,17 @@ pub fn coalesce(mf: &mut MFunc) {
         if a == b {
             continue;
         }
-        let interferes = adj[a as usize]
-            .iter()
-            .copied()
-            .collect::<Vec<_>>()
-            .into_iter()
-            .any(|x| find(&mut parent, x) == b);
+        let (ka, kb) = (dense[a as usize] as usize, dense[b as usize] as usize);
+        let interferes =
+            (0..words).any(|w| rows[ka * words + w] & class_members[kb * words + w] != 0);
         if interferes {
             continue;
         }
         parent[b as usize] = a;
-        let moved = std::mem::take(&mut adj[b as usize]);
-        adj[a as usize].extend(moved);
+        for w in 0..words {
+            rows[ka * words + w] |= rows[kb * words + w];
+            class_members[ka * words + w] |= class_members[kb * words + w];
+        }
     }
     let mut rename = |arg: &mut Arg| match arg {
         Arg::Reg(r) | Arg::Part(r, _) => *r = VReg(find(&mut parent, r.0)),

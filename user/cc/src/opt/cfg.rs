@@ -12,7 +12,7 @@
 //! Left out: merging identical blocks, and switching the targets of a branch on a
 //! negated condition.
 
-use std::collections::HashMap;
+use crate::fxhash::HashMap;
 
 use crate::ir::{Block, Function, Target, Terminator, Value};
 
@@ -134,7 +134,7 @@ fn merge(f: &mut Function) -> bool {
     let dom = DomTree::new(f);
     let preds = predecessors(f, &dom);
     let mut changed = false;
-    let mut map = HashMap::new();
+    let mut map = HashMap::default();
     let mut gone = vec![false; f.blocks.len()];
     for &p in &dom.rpo {
         if gone[p.0 as usize] {

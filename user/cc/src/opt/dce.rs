@@ -11,7 +11,7 @@
 //! Left out: stores that are overwritten before being read (that needs alias
 //! analysis), and branches both of whose sides do nothing (simplify-CFG's).
 
-use std::collections::HashMap;
+use crate::fxhash::HashMap;
 
 use crate::ir::{Block, Function, Terminator, Value, ValueDef};
 
@@ -34,7 +34,7 @@ pub fn run(f: &mut Function) -> bool {
     }
 
     // Which jump arguments feed each block parameter.
-    let mut feeds: HashMap<Value, Vec<Value>> = HashMap::new();
+    let mut feeds: HashMap<Value, Vec<Value>> = HashMap::default();
     let mut live = vec![false; f.values.len()];
     let mut work: Vec<Value> = Vec::new();
     for &b in &dom.rpo {

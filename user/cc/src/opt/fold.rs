@@ -16,7 +16,7 @@
 //! operations on constants, reassociation, and float identities that are not exact
 //! (`x + 0.0` is not: `-0 + 0 = +0`).
 
-use std::collections::HashMap;
+use crate::fxhash::HashMap;
 
 use crate::ir::interp::lanewise;
 use crate::ir::{Function, Inst, Op, Type, Value};
@@ -39,7 +39,7 @@ enum Simpler {
 /// Folds and simplifies `f`.
 pub fn run(f: &mut Function) -> bool {
     let dom = DomTree::new(f);
-    let mut map: HashMap<Value, Value> = HashMap::new();
+    let mut map: HashMap<Value, Value> = HashMap::default();
     let mut changed = false;
     for &b in &dom.rpo {
         let mut k = 0;

@@ -8,7 +8,7 @@
 //! between them and there is no alias analysis. Left out: values equal through block
 //! parameters (full GVN with phis).
 
-use std::collections::HashMap;
+use crate::fxhash::HashMap;
 
 use crate::ir::{Cond, Function, Guard, Op, Type, Value};
 
@@ -54,8 +54,8 @@ pub fn run(f: &mut Function) -> bool {
     let Some(&entry) = dom.rpo.first() else {
         return false;
     };
-    let mut map: HashMap<Value, Value> = HashMap::new();
-    let mut table: HashMap<Key, Value> = HashMap::new();
+    let mut map: HashMap<Value, Value> = HashMap::default();
+    let mut table: HashMap<Key, Value> = HashMap::default();
     // Keys added in each open scope, removed when the walk leaves the block.
     let mut undo: Vec<Key> = Vec::new();
     let mut stack: Vec<(crate::ir::Block, Option<usize>)> = vec![(entry, None)];
@@ -87,13 +87,13 @@ pub fn run(f: &mut Function) -> bool {
                 passthru: d.passthru.map(|p| resolve(&map, p)),
                 ty: f.ty(r),
             };
-            match table.get(&key) {
-                Some(&v) => {
-                    map.insert(r, v);
+            match table.entry(key) {
+                std::collections::hash_map::Entry::Occupied(e) => {
+                    map.insert(r, *e.get());
                 }
-                None => {
-                    table.insert(key.clone(), r);
-                    undo.push(key);
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    undo.push(e.key().clone());
+                    e.insert(r);
                 }
             }
         }

@@ -10,7 +10,7 @@
 //! must then be invariant too. Left out: moving code out of loops that are not natural
 //! (irreducible) and sinking code below loops.
 
-use std::collections::HashSet;
+use crate::fxhash::HashSet;
 
 use crate::ir::{Function, Value};
 
@@ -28,7 +28,7 @@ pub fn run(f: &mut Function) -> bool {
         };
         let blocks: Vec<_> = dom.rpo.iter().copied().filter(|&b| l.contains(b)).collect();
         // Values defined in the loop (an instruction leaving it leaves this set).
-        let mut inside: HashSet<Value> = HashSet::new();
+        let mut inside: HashSet<Value> = HashSet::default();
         for &b in &blocks {
             inside.extend(f.block(b).params.iter().copied());
             inside.extend(f.block(b).insts.iter().filter_map(|&i| f.inst(i).result));

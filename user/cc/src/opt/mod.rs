@@ -22,7 +22,7 @@
 //! operations that can fault, and loop transformations beyond the above (no
 //! unrolling, no induction-variable elimination).
 
-use std::collections::HashMap;
+use crate::fxhash::HashMap;
 
 use crate::OptLevel;
 use crate::ir::{Function, Op, Terminator, Value};

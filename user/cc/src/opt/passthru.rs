@@ -8,7 +8,7 @@
 //! the merge stays. Left out: merges whose guard differs from the instruction's (a
 //! subset of lanes would need a second guard).
 
-use std::collections::HashMap;
+use crate::fxhash::HashMap;
 
 use crate::ir::{Block, Function, Inst, Value, ValueDef};
 
@@ -38,7 +38,7 @@ pub fn run(f: &mut Function) -> bool {
             },
         }
     };
-    let mut map: HashMap<Value, Value> = HashMap::new();
+    let mut map: HashMap<Value, Value> = HashMap::default();
     let mut folds: Vec<(Inst, Value)> = Vec::new();
     for &b in &dom.rpo {
         for &i in &f.block(b).insts {

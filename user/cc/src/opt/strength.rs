@@ -16,7 +16,7 @@
 //! test so that `i` itself can die (linear-function test replacement), and
 //! non-constant steps.
 
-use std::collections::HashMap;
+use crate::fxhash::HashMap;
 
 use crate::ir::{Block, Function, Inst, Op, Terminator, Type, Value, ValueDef};
 
@@ -108,7 +108,7 @@ fn reduce(f: &mut Function, l: &Loop, ph: Block, dom: &DomTree) -> bool {
     }
 
     // Basic induction variables and their step on each back edge.
-    let mut steps: HashMap<Value, Vec<u32>> = HashMap::new();
+    let mut steps: HashMap<Value, Vec<u32>> = HashMap::default();
     for (k, &p) in f.block(h).params.iter().enumerate() {
         if f.ty(p) != Type::I32 {
             continue;
@@ -133,7 +133,7 @@ fn reduce(f: &mut Function, l: &Loop, ph: Block, dom: &DomTree) -> bool {
 
     // Affine forms of the loop's instructions, in an order where definitions come
     // first.
-    let mut forms: HashMap<Value, (Form, Inst)> = HashMap::new();
+    let mut forms: HashMap<Value, (Form, Inst)> = HashMap::default();
     let form_of = |forms: &HashMap<Value, (Form, Inst)>, v: Value| -> Option<Form> {
         if steps.contains_key(&v) {
             return Some(Form {
@@ -197,7 +197,7 @@ fn reduce(f: &mut Function, l: &Loop, ph: Block, dom: &DomTree) -> bool {
     }
 
     // Roots: scaled forms used by something that is not itself a form.
-    let mut used_outside_forms: HashMap<Value, bool> = HashMap::new();
+    let mut used_outside_forms: HashMap<Value, bool> = HashMap::default();
     for (b, bd) in f.blocks.iter().enumerate() {
         for &i in &bd.insts {
             let feeds_form = f.inst(i).result.is_some_and(|r| forms.contains_key(&r));
@@ -222,7 +222,7 @@ fn reduce(f: &mut Function, l: &Loop, ph: Block, dom: &DomTree) -> bool {
     }
 
     // One new induction variable per (iv, a, inv).
-    let mut made: HashMap<(Value, u32, Option<Value>), (Value, u32)> = HashMap::new();
+    let mut made: HashMap<(Value, u32, Option<Value>), (Value, u32)> = HashMap::default();
     for (_, g, i) in roots {
         let key = (g.iv, g.a, g.inv);
         let (j, c0) = match made.get(&key) {

@@ -4,13 +4,13 @@
 use proptest::prelude::*;
 
 const DEMOS: &[&str] = &[
-    include_str!("demos/vadd.sgc"),
-    include_str!("demos/saxpy.sgc"),
-    include_str!("demos/row_sum.sgc"),
-    include_str!("demos/softmax.sgc"),
-    include_str!("demos/gemm.sgc"),
-    include_str!("demos/layernorm.sgc"),
-    include_str!("demos/bf16_gemm.sgc"),
+    include_str!("../../../kernels/vadd.sgc"),
+    include_str!("../../../kernels/saxpy.sgc"),
+    include_str!("../../../kernels/row_sum.sgc"),
+    include_str!("../../../kernels/softmax.sgc"),
+    include_str!("../../../kernels/gemm.sgc"),
+    include_str!("../../../kernels/layernorm.sgc"),
+    include_str!("../../../kernels/gemm_bf16.sgc"),
 ];
 
 const TOKENS: &[&str] = &[

@@ -183,7 +183,7 @@ macro_rules! demo {
     ($test:ident, $file:literal) => {
         #[test]
         fn $test() {
-            check_structure(&lower(include_str!(concat!("demos/", $file))));
+            check_structure(&lower(include_str!(concat!("../../../kernels/", $file))));
         }
     };
 }
@@ -194,11 +194,11 @@ demo!(row_sum_lowers_to_well_formed_ir, "row_sum.sgc");
 demo!(softmax_lowers_to_well_formed_ir, "softmax.sgc");
 demo!(gemm_lowers_to_well_formed_ir, "gemm.sgc");
 demo!(layernorm_lowers_to_well_formed_ir, "layernorm.sgc");
-demo!(bf16_gemm_lowers_to_well_formed_ir, "bf16_gemm.sgc");
+demo!(bf16_gemm_lowers_to_well_formed_ir, "gemm_bf16.sgc");
 
 #[test]
 fn saxpy_reads_scalar_arg_and_guards_memory() {
-    let f = lower(include_str!("demos/saxpy.sgc"));
+    let f = lower(include_str!("../../../kernels/saxpy.sgc"));
     assert_eq!(f.params.len(), 3);
     assert_eq!(count(&f, |d| d.op == Op::Arg(0)), 1);
     assert_eq!(
@@ -217,7 +217,7 @@ fn saxpy_reads_scalar_arg_and_guards_memory() {
 
 #[test]
 fn where_assignment_to_outer_vector_merges_with_passthru() {
-    let f = lower(include_str!("demos/row_sum.sgc"));
+    let f = lower(include_str!("../../../kernels/row_sum.sgc"));
     assert_eq!(
         count(&f, |d| d.op == Op::Copy
             && d.guard.is_some()
@@ -230,7 +230,7 @@ fn where_assignment_to_outer_vector_merges_with_passthru() {
 
 #[test]
 fn gemm_unrolls_into_straight_line_code() {
-    let f = lower(include_str!("demos/gemm.sgc"));
+    let f = lower(include_str!("../../../kernels/gemm.sgc"));
     assert_eq!(f.scratch_bytes, 1024 * 256);
     // 64 k by 8 rows: one lane extraction and one multiply each.
     assert_eq!(count(&f, |d| d.op == Op::Extract), 512);

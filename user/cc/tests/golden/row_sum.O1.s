@@ -1,0 +1,31 @@
+.kernel row_sum
+.arg tensor x f32
+.arg tensor out f32
+.scratch 0
+.entry L0
+
+L0:
+    tdim s31, x, 0
+    idx s30, 0
+    mov s2, s30
+    li s1, 0
+    li s3, 0
+    li s4, 0
+    vbcast v31, s0
+L7:
+    blt s1, s31, L15
+    mov s5, s30
+    li s6, 0
+    li s7, 0
+    li s8, 0
+    vredsum.f32 s29, v31
+    stts.b32 s29, out, s5
+    halt
+L15:
+    sub s29, s31, s1
+    pfirst p7, s29
+    @p7 ldt.b32 v30, x, s1
+    @p7 vadd.f32 v31, v31, v30
+    addi s29, s1, 64
+    mov s1, s29
+    j L7

@@ -14,6 +14,11 @@
 //! a block left empty (its copies coalesced away) that only jumps is skipped by
 //! redirecting the branches to it, and a jump to the next instruction is not emitted.
 //!
+//! At `-O1`, the straight-line code at the entry also drops the writes of zero to
+//! registers that still hold the zero every invocation starts with (the ISA zeroes
+//! every register but `p0` before an invocation): the zero components of the first
+//! `int4` coordinates cost nothing, as in hand-written code.
+//!
 //! Left out: moving code between blocks, and branch relaxation (every offset fits the
 //! 32-bit immediate).
 
@@ -311,6 +316,63 @@ impl Emitter<'_> {
 }
 
 /// The inverse of a compare-and-branch.
+/// A register: its file (`SReg`, `VReg` or `PReg`) and number.
+type PhysReg = (OperandKind, u32);
+
+/// Removes from `code`, straight-line code that starts an invocation, every write of
+/// zero to a register that holds zero already. Every register but `p0` is zero when an
+/// invocation starts; a register stops being known zero when something else is
+/// written to it.
+fn drop_zero_writes(code: &mut Vec<Raw>) {
+    use std::collections::HashSet;
+    let mut zero: HashSet<PhysReg> = (1..32)
+        .map(|r| (OperandKind::SReg, r))
+        .chain((0..32).map(|r| (OperandKind::VReg, r)))
+        .chain((1..8).map(|r| (OperandKind::PReg, r)))
+        .collect();
+    let is_zero = |zero: &HashSet<PhysReg>, r: PhysReg| {
+        (r.0 == OperandKind::SReg && r.1 == 0) || zero.contains(&r)
+    };
+    code.retain(|raw| {
+        let ops = raw.opc.operands();
+        let reg = |k: usize| {
+            ops.get(k)
+                .zip(raw.fields.get(k))
+                .map(|(info, &v)| (info.kind, v))
+        };
+        // The zero this instruction writes, if it writes one for sure: `li r, 0`,
+        // `mov`/`vmov r, <zero>`, `vbcast v, <zero>`, all unguarded.
+        let writes_zero = raw.guard == 0
+            && match raw.opc {
+                Opcode::Li => raw.fields.get(1) == Some(&0),
+                Opcode::Mov | Opcode::Vmov | Opcode::Vbcast => {
+                    reg(1).is_some_and(|r| is_zero(&zero, r))
+                }
+                _ => false,
+            };
+        let dest = reg(0);
+        if writes_zero && dest.is_some_and(|d| zero.contains(&d)) {
+            return false;
+        }
+        for (k, info) in ops.iter().enumerate() {
+            if info.is_written()
+                && matches!(
+                    info.kind,
+                    OperandKind::SReg | OperandKind::VReg | OperandKind::PReg
+                )
+                && let Some(&v) = raw.fields.get(k)
+            {
+                if writes_zero {
+                    zero.insert((info.kind, v));
+                } else {
+                    zero.remove(&(info.kind, v));
+                }
+            }
+        }
+        true
+    });
+}
+
 fn invert(opc: Opcode) -> Opcode {
     match opc {
         Opcode::Beq => Opcode::Bne,
@@ -340,6 +402,13 @@ pub fn emit(
     for &b in &rpo {
         for i in &mf.blocks[b].insts {
             e.inst(i, &mut body[b])?;
+        }
+    }
+    if level == OptLevel::O1 {
+        let entry = mf.entry;
+        let jumped_to = mf.blocks.iter().any(|b| b.term.succs().contains(&entry));
+        if !jumped_to && let Some(code) = body.get_mut(entry) {
+            drop_zero_writes(code);
         }
     }
     // Where a jump to `b` may go instead: past empty blocks that only jump (at -O1).

@@ -22,19 +22,13 @@ L0:
     pfirst p5, s27
     li s27, 32
     pfirst p4, s27
-    vbcast v31, s0
     addi s27, s30, 64
     min s28, s27, s28
     mov s1, s31
-    li s2, 0
-    li s3, 0
-    li s4, 0
-    vbcast v30, s0
-    vmov v29, v31
-L25:
-    blt s30, s28, L27
+L19:
+    blt s30, s28, L21
     halt
-L27:
+L21:
     vmov v28, v30
     vmov v27, v30
     vmov v26, v30
@@ -52,8 +46,8 @@ L27:
     vmov v14, v30
     vmov v13, v30
     li s27, 0
-L44:
-    blt s27, s29, L93
+L38:
+    blt s27, s29, L87
     mov s5, s31
     mov s6, s30
     li s7, 0
@@ -101,8 +95,8 @@ L44:
     @p6 stt.b32 v21, c, s5
     @p5 stt.b32 v13, c, s9
     addi s30, s30, 8
-    j L25
-L93:
+    j L19
+L87:
     mov s5, s27
     mov s6, s30
     li s7, 0
@@ -1483,4 +1477,4 @@ L93:
     addi s26, s26, 1
     mov s2, s26
     addi s27, s27, 64
-    j L44
+    j L38

@@ -13,27 +13,22 @@ L0:
     cvt.f32.i32 s29, s30
     idx s28, 0
     mov s2, s28
-    li s1, 0
-    li s3, 0
-    li s4, 0
-    vbcast v31, s0
-    vmov v30, v31
-L10:
-    blt s1, s30, L48
+L5:
+    blt s1, s30, L43
     vredsum.f32 s28, v30
     fdiv s28, s28, s29
     li s1, 0
-L14:
-    blt s1, s30, L39
+L9:
+    blt s1, s30, L34
     vredsum.f32 s27, v31
     fdiv s27, s27, s29
     fadd s27, s27, s31
     frsqrt s27, s27
     li s1, 0
-L20:
-    blt s1, s30, L22
+L15:
+    blt s1, s30, L17
     halt
-L22:
+L17:
     sub s26, s30, s1
     pfirst p7, s26
     mov s5, s1
@@ -50,8 +45,8 @@ L22:
     @p7 stt.b32 v29, y, s1
     addi s26, s1, 64
     mov s1, s26
-    j L20
-L39:
+    j L15
+L34:
     sub s27, s30, s1
     pfirst p7, s27
     @p7 ldt.b32 v29, x, s1
@@ -60,12 +55,12 @@ L39:
     @p7 vmad.f32 v31, v29, v29, v31
     addi s27, s1, 64
     mov s1, s27
-    j L14
-L48:
+    j L9
+L43:
     sub s28, s30, s1
     pfirst p7, s28
     @p7 ldt.b32 v29, x, s1
     @p7 vadd.f32 v30, v30, v29
     addi s28, s1, 64
     mov s1, s28
-    j L10
+    j L5

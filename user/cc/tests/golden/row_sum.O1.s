@@ -8,12 +8,8 @@ L0:
     tdim s31, x, 0
     idx s30, 0
     mov s2, s30
-    li s1, 0
-    li s3, 0
-    li s4, 0
-    vbcast v31, s0
-L7:
-    blt s1, s31, L15
+L3:
+    blt s1, s31, L11
     mov s5, s30
     li s6, 0
     li s7, 0
@@ -21,11 +17,11 @@ L7:
     vredsum.f32 s29, v31
     stts.b32 s29, out, s5
     halt
-L15:
+L11:
     sub s29, s31, s1
     pfirst p7, s29
     @p7 ldt.b32 v30, x, s1
     @p7 vadd.f32 v31, v31, v30
     addi s29, s1, 64
     mov s1, s29
-    j L7
+    j L3

@@ -10,9 +10,6 @@ L0:
     idx s30, 0
     shli s30, s30, 6
     mov s1, s30
-    li s2, 0
-    li s3, 0
-    li s4, 0
     tdim s29, y, 0
     sub s30, s29, s30
     pfirst p7, s30

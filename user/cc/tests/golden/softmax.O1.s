@@ -8,26 +8,23 @@ L0:
     tdim s31, x, 0
     idx s30, 0
     mov s2, s30
-    li s1, 0
-    li s3, 0
-    li s4, 0
     li s30, 0xff800000               # -inf
     vbcast v31, s30
-L8:
-    blt s1, s31, L37
+L5:
+    blt s1, s31, L34
     vredmax.f32 s30, v31
     xori s30, s30, -2147483648
     vbcast v30, s0
     li s1, 0
-L13:
-    blt s1, s31, L27
+L10:
+    blt s1, s31, L24
     vredsum.f32 s29, v30
     frcp s29, s29
     li s1, 0
-L17:
-    blt s1, s31, L19
+L14:
+    blt s1, s31, L16
     halt
-L19:
+L16:
     sub s28, s31, s1
     pfirst p7, s28
     @p7 ldt.b32 v29, y, s1
@@ -35,8 +32,8 @@ L19:
     @p7 stt.b32 v29, y, s1
     addi s28, s1, 64
     mov s1, s28
-    j L17
-L27:
+    j L14
+L24:
     sub s29, s31, s1
     pfirst p7, s29
     @p7 ldt.b32 v29, x, s1
@@ -46,12 +43,12 @@ L27:
     @p7 stt.b32 v29, y, s1
     addi s29, s1, 64
     mov s1, s29
-    j L13
-L37:
+    j L10
+L34:
     sub s30, s31, s1
     pfirst p7, s30
     @p7 ldt.b32 v30, x, s1
     @p7 vmax.f32 v31, v31, v30
     addi s30, s1, 64
     mov s1, s30
-    j L8
+    j L5

@@ -9,9 +9,6 @@ L0:
     idx s31, 0
     shli s31, s31, 6
     mov s1, s31
-    li s2, 0
-    li s3, 0
-    li s4, 0
     tdim s30, c, 0
     sub s31, s30, s31
     pfirst p7, s31

@@ -280,6 +280,29 @@ impl Lower<'_> {
         self.cur = None;
     }
 
+    /// Evaluates a loop's condition (none: always true) and goes to `body` or `exit`,
+    /// both joins over `env[..base]`.
+    fn test(&mut self, cond: Option<&Expr>, body: Block, exit: Block, base: usize) {
+        match cond {
+            Some(c) => {
+                let c = self.expr(c);
+                if self.cur.is_none() {
+                    return;
+                }
+                let v = self.vals(base);
+                self.set_term(Terminator::Branch {
+                    cond: c,
+                    then: Target::new(body, v.clone()),
+                    otherwise: Target::new(exit, v),
+                });
+            }
+            None => {
+                let v = self.vals(base);
+                self.jump(body, v);
+            }
+        }
+    }
+
     fn jump(&mut self, to: Block, args: Vec<Value>) {
         self.set_term(Terminator::Jump(Target::new(to, args)));
     }
@@ -382,27 +405,16 @@ impl Lower<'_> {
                 self.enter(join, base);
             }
             StmtKind::Loop { cond, body, step } => {
+                // Rotated: the condition is tested before the first trip and again after
+                // each step, so a trip ends in one conditional branch back to the body
+                // rather than a jump to a test at the top. It is evaluated exactly as
+                // often, and at the same moments, as in the loop as written.
                 let base = self.env.len();
-                let header = self.join(base);
+                let body_b = self.join(base);
                 let exit = self.join(base);
                 let next = self.join(base);
-                let v = self.vals(base);
-                self.jump(header, v);
-                self.enter(header, base);
-                let body_b = self.f.add_block();
-                match cond {
-                    Some(c) => {
-                        let c = self.expr(c);
-                        let v = self.vals(base);
-                        self.set_term(Terminator::Branch {
-                            cond: c,
-                            then: Target::new(body_b, vec![]),
-                            otherwise: Target::new(exit, v),
-                        });
-                    }
-                    None => self.jump(body_b, vec![]),
-                }
-                self.cur = Some(body_b);
+                self.test(cond.as_ref(), body_b, exit, base);
+                self.enter(body_b, base);
                 self.loops.push(LoopCtx {
                     brk: Some(exit),
                     cont: Some(next),
@@ -418,8 +430,7 @@ impl Lower<'_> {
                 if self.cur.is_some() {
                     self.stmts(step);
                     if self.cur.is_some() {
-                        let v = self.vals(base);
-                        self.jump(header, v);
+                        self.test(cond.as_ref(), body_b, exit, base);
                     }
                 }
                 self.enter(exit, base);

@@ -4,7 +4,9 @@
 //!   ISA's own `Opcode`s and their operand lists (there is no second description of
 //!   the instructions), with immediates, broadcasts, multiply-adds, `vmadl` and
 //!   compare-and-branch folded in.
-//! - [`regalloc`]: copy coalescing (at `-O1`) and linear-scan allocation with spilling
+//! - [`sink`] (at `-O1`): an operation whose result only feeds a copy writes the copy's
+//!   destination itself (an `int4` component updated in place).
+//! - [`regalloc`]: copy coalescing and linear-scan allocation with spilling
 //!   to the scratchpad after the kernel's own bytes (masks as vectors of -1 and 0).
 //! - [`emit`]: moves for the parallel copies, block layout, branch offsets, the
 //!   [`KernelBinary`] and its listing (`sagrada_isa::disasm`, which reassembles to the
@@ -19,6 +21,7 @@ pub mod emit;
 pub mod isel;
 pub mod mir;
 pub mod regalloc;
+pub mod sink;
 
 use sagrada_isa::binary::KernelBinary;
 
@@ -59,6 +62,9 @@ pub fn compile(f: &Function, level: OptLevel) -> Result<Output, BackError> {
         });
     }
     let mut mf = isel::select(f)?;
+    if level == OptLevel::O1 {
+        sink::run(&mut mf);
+    }
     let asg = regalloc::allocate(&mut mf, f.scratch_bytes, true, &f.name)?;
     let binary = emit::emit(f, &mf, &asg, level)?;
     let asm = sagrada_isa::disasm::disassemble(&binary);

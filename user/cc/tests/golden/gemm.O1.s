@@ -16,16 +16,60 @@ L0:
     sub s27, s27, s31
     pfirst p7, s27
     mov s1, s31
-    li s27, 0
+    blt s0, s29, L15
 L11:
-    blt s27, s29, L661
     addi s25, s30, 64
     min s25, s25, s28
-    vbcast v31, s0
-L15:
-    blt s30, s25, L17
+    blt s30, s25, L24
+L14:
     halt
+L15:
+    li s27, 0
+    shli s26, s27, 8
 L17:
+    @p7 ldt.b32 v31, b, s1
+    @p7 stv v31, s26, 0
+    addi s2, s2, 1
+    addi s27, s27, 1
+    addi s26, s26, 256
+    blt s27, s29, L17
+    j L11
+L24:
+    vbcast v31, s0
+L25:
+    blt s0, s29, L56
+    vmov v30, v31
+    vmov v29, v31
+    vmov v28, v31
+    vmov v27, v31
+    vmov v26, v31
+    vmov v25, v31
+    vmov v24, v31
+    vmov v23, v31
+L34:
+    mov s5, s31
+    mov s6, s30
+    li s7, 0
+    li s8, 0
+    @p7 stt.b32 v30, c, s5
+    addi s6, s30, 1
+    @p7 stt.b32 v29, c, s5
+    addi s6, s6, 1
+    @p7 stt.b32 v28, c, s5
+    addi s6, s6, 1
+    @p7 stt.b32 v27, c, s5
+    addi s6, s6, 1
+    @p7 stt.b32 v26, c, s5
+    addi s6, s6, 1
+    @p7 stt.b32 v25, c, s5
+    addi s6, s6, 1
+    @p7 stt.b32 v24, c, s5
+    addi s6, s6, 1
+    @p7 stt.b32 v23, c, s5
+    addi s30, s30, 8
+    blt s30, s25, L25
+    j L14
+L56:
     vmov v30, v31
     vmov v29, v31
     vmov v28, v31
@@ -35,63 +79,26 @@ L17:
     vmov v24, v31
     vmov v23, v31
     li s24, 0
-    li s23, 0
-L27:
-    blt s24, s29, L56
-    mov s5, s31
-    mov s6, s30
-    li s7, 0
-    li s8, 0
-    @p7 stt.b32 v30, c, s5
-    addi s22, s30, 1
-    mov s6, s22
-    @p7 stt.b32 v29, c, s5
-    addi s22, s22, 1
-    mov s6, s22
-    @p7 stt.b32 v28, c, s5
-    addi s22, s22, 1
-    mov s6, s22
-    @p7 stt.b32 v27, c, s5
-    addi s22, s22, 1
-    mov s6, s22
-    @p7 stt.b32 v26, c, s5
-    addi s22, s22, 1
-    mov s6, s22
-    @p7 stt.b32 v25, c, s5
-    addi s22, s22, 1
-    mov s6, s22
-    @p7 stt.b32 v24, c, s5
-    addi s22, s22, 1
-    mov s6, s22
-    @p7 stt.b32 v23, c, s5
-    addi s30, s30, 8
-    j L15
-L56:
+    shli s23, s24, 8
+L66:
     mov s5, s24
     mov s6, s30
     li s7, 0
     li s8, 0
     ldt.b32 v22, a, s5
-    addi s22, s30, 1
-    mov s6, s22
+    addi s6, s30, 1
     ldt.b32 v21, a, s5
-    addi s22, s22, 1
-    mov s6, s22
+    addi s6, s6, 1
     ldt.b32 v20, a, s5
-    addi s22, s22, 1
-    mov s6, s22
+    addi s6, s6, 1
     ldt.b32 v19, a, s5
-    addi s22, s22, 1
-    mov s6, s22
+    addi s6, s6, 1
     ldt.b32 v18, a, s5
-    addi s22, s22, 1
-    mov s6, s22
+    addi s6, s6, 1
     ldt.b32 v17, a, s5
-    addi s22, s22, 1
-    mov s6, s22
+    addi s6, s6, 1
     ldt.b32 v16, a, s5
-    addi s22, s22, 1
-    mov s6, s22
+    addi s6, s6, 1
     ldt.b32 v15, a, s5
     ldv v14, s23, 0
     vmadl.f32 v30, v14, v22, 0
@@ -671,12 +678,5 @@ L56:
     vmadl.f32 v23, v14, v15, 63
     addi s24, s24, 64
     addi s23, s23, 16384
-    j L27
-L661:
-    @p7 ldt.b32 v31, b, s1
-    @p7 stv v31, s26, 0
-    addi s25, s2, 1
-    mov s2, s25
-    addi s27, s27, 1
-    addi s26, s26, 256
-    j L11
+    blt s24, s29, L66
+    j L34

@@ -25,29 +25,31 @@ L0:
     addi s27, s30, 64
     min s28, s27, s28
     mov s1, s31
-L19:
     blt s30, s28, L21
+L20:
     halt
 L21:
-    vmov v28, v30
-    vmov v27, v30
-    vmov v26, v30
-    vmov v25, v30
-    vmov v24, v30
-    vmov v23, v30
-    vmov v22, v30
-    vmov v21, v30
-    vmov v20, v30
-    vmov v19, v30
-    vmov v18, v30
-    vmov v17, v30
-    vmov v16, v30
-    vmov v15, v30
-    vmov v14, v30
-    vmov v13, v30
-    li s27, 0
-L38:
-    blt s27, s29, L87
+    vmov v30, v31
+    vbcast v29, s0
+L23:
+    blt s0, s29, L82
+    vmov v28, v29
+    vmov v27, v29
+    vmov v26, v29
+    vmov v25, v29
+    vmov v24, v29
+    vmov v23, v29
+    vmov v22, v29
+    vmov v21, v29
+    vmov v20, v29
+    vmov v19, v29
+    vmov v18, v29
+    vmov v17, v29
+    vmov v16, v29
+    vmov v15, v29
+    vmov v14, v29
+    vmov v13, v29
+L40:
     mov s5, s31
     mov s6, s30
     li s7, 0
@@ -59,78 +61,83 @@ L38:
     li s12, 0
     @p6 stt.b32 v28, c, s5
     @p5 stt.b32 v20, c, s9
-    addi s26, s30, 1
-    mov s6, s26
-    mov s10, s26
+    addi s6, s30, 1
+    mov s10, s6
     @p6 stt.b32 v27, c, s5
     @p5 stt.b32 v19, c, s9
-    addi s26, s26, 1
-    mov s6, s26
-    mov s10, s26
+    addi s6, s6, 1
+    mov s10, s6
     @p6 stt.b32 v26, c, s5
     @p5 stt.b32 v18, c, s9
-    addi s26, s26, 1
-    mov s6, s26
-    mov s10, s26
+    addi s6, s6, 1
+    mov s10, s6
     @p6 stt.b32 v25, c, s5
     @p5 stt.b32 v17, c, s9
-    addi s26, s26, 1
-    mov s6, s26
-    mov s10, s26
+    addi s6, s6, 1
+    mov s10, s6
     @p6 stt.b32 v24, c, s5
     @p5 stt.b32 v16, c, s9
-    addi s26, s26, 1
-    mov s6, s26
-    mov s10, s26
+    addi s6, s6, 1
+    mov s10, s6
     @p6 stt.b32 v23, c, s5
     @p5 stt.b32 v15, c, s9
-    addi s26, s26, 1
-    mov s6, s26
-    mov s10, s26
+    addi s6, s6, 1
+    mov s10, s6
     @p6 stt.b32 v22, c, s5
     @p5 stt.b32 v14, c, s9
-    addi s26, s26, 1
-    mov s6, s26
-    mov s10, s26
+    addi s6, s6, 1
+    mov s10, s6
     @p6 stt.b32 v21, c, s5
     @p5 stt.b32 v13, c, s9
     addi s30, s30, 8
-    j L19
-L87:
+    blt s30, s28, L23
+    j L20
+L82:
+    vmov v28, v29
+    vmov v27, v29
+    vmov v26, v29
+    vmov v25, v29
+    vmov v24, v29
+    vmov v23, v29
+    vmov v22, v29
+    vmov v21, v29
+    vmov v20, v29
+    vmov v19, v29
+    vmov v18, v29
+    vmov v17, v29
+    vmov v16, v29
+    vmov v15, v29
+    vmov v14, v29
+    vmov v13, v29
+    li s27, 0
+L99:
     mov s5, s27
     mov s6, s30
     li s7, 0
     li s8, 0
-    @p4 ldt.b16 v29, a, s5
-    vunpk.lo.bf16 v12, v29
-    addi s26, s30, 1
-    mov s6, s26
-    @p4 ldt.b16 v29, a, s5
-    vunpk.lo.bf16 v11, v29
-    addi s26, s26, 1
-    mov s6, s26
-    @p4 ldt.b16 v29, a, s5
-    vunpk.lo.bf16 v10, v29
-    addi s26, s26, 1
-    mov s6, s26
-    @p4 ldt.b16 v29, a, s5
-    vunpk.lo.bf16 v9, v29
-    addi s26, s26, 1
-    mov s6, s26
-    @p4 ldt.b16 v29, a, s5
-    vunpk.lo.bf16 v8, v29
-    addi s26, s26, 1
-    mov s6, s26
-    @p4 ldt.b16 v29, a, s5
-    vunpk.lo.bf16 v7, v29
-    addi s26, s26, 1
-    mov s6, s26
-    @p4 ldt.b16 v29, a, s5
-    vunpk.lo.bf16 v6, v29
-    addi s26, s26, 1
-    mov s6, s26
-    @p4 ldt.b16 v29, a, s5
-    vunpk.lo.bf16 v5, v29
+    @p4 ldt.b16 v30, a, s5
+    vunpk.lo.bf16 v12, v30
+    addi s6, s30, 1
+    @p4 ldt.b16 v30, a, s5
+    vunpk.lo.bf16 v11, v30
+    addi s6, s6, 1
+    @p4 ldt.b16 v30, a, s5
+    vunpk.lo.bf16 v10, v30
+    addi s6, s6, 1
+    @p4 ldt.b16 v30, a, s5
+    vunpk.lo.bf16 v9, v30
+    addi s6, s6, 1
+    @p4 ldt.b16 v30, a, s5
+    vunpk.lo.bf16 v8, v30
+    addi s6, s6, 1
+    @p4 ldt.b16 v30, a, s5
+    vunpk.lo.bf16 v7, v30
+    addi s6, s6, 1
+    @p4 ldt.b16 v30, a, s5
+    vunpk.lo.bf16 v6, v30
+    addi s6, s6, 1
+    @p4 ldt.b16 v30, a, s5
+    vunpk.lo.bf16 v5, v30
     mov s2, s27
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
@@ -151,8 +158,7 @@ L87:
     vmadl.f32 v15, v3, v7, 0
     vmadl.f32 v14, v3, v6, 0
     vmadl.f32 v13, v3, v5, 0
-    addi s26, s27, 1
-    mov s2, s26
+    addi s2, s27, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -172,8 +178,7 @@ L87:
     vmadl.f32 v15, v3, v7, 1
     vmadl.f32 v14, v3, v6, 1
     vmadl.f32 v13, v3, v5, 1
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -193,8 +198,7 @@ L87:
     vmadl.f32 v15, v3, v7, 2
     vmadl.f32 v14, v3, v6, 2
     vmadl.f32 v13, v3, v5, 2
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -214,8 +218,7 @@ L87:
     vmadl.f32 v15, v3, v7, 3
     vmadl.f32 v14, v3, v6, 3
     vmadl.f32 v13, v3, v5, 3
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -235,8 +238,7 @@ L87:
     vmadl.f32 v15, v3, v7, 4
     vmadl.f32 v14, v3, v6, 4
     vmadl.f32 v13, v3, v5, 4
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -256,8 +258,7 @@ L87:
     vmadl.f32 v15, v3, v7, 5
     vmadl.f32 v14, v3, v6, 5
     vmadl.f32 v13, v3, v5, 5
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -277,8 +278,7 @@ L87:
     vmadl.f32 v15, v3, v7, 6
     vmadl.f32 v14, v3, v6, 6
     vmadl.f32 v13, v3, v5, 6
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -298,8 +298,7 @@ L87:
     vmadl.f32 v15, v3, v7, 7
     vmadl.f32 v14, v3, v6, 7
     vmadl.f32 v13, v3, v5, 7
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -319,8 +318,7 @@ L87:
     vmadl.f32 v15, v3, v7, 8
     vmadl.f32 v14, v3, v6, 8
     vmadl.f32 v13, v3, v5, 8
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -340,8 +338,7 @@ L87:
     vmadl.f32 v15, v3, v7, 9
     vmadl.f32 v14, v3, v6, 9
     vmadl.f32 v13, v3, v5, 9
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -361,8 +358,7 @@ L87:
     vmadl.f32 v15, v3, v7, 10
     vmadl.f32 v14, v3, v6, 10
     vmadl.f32 v13, v3, v5, 10
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -382,8 +378,7 @@ L87:
     vmadl.f32 v15, v3, v7, 11
     vmadl.f32 v14, v3, v6, 11
     vmadl.f32 v13, v3, v5, 11
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -403,8 +398,7 @@ L87:
     vmadl.f32 v15, v3, v7, 12
     vmadl.f32 v14, v3, v6, 12
     vmadl.f32 v13, v3, v5, 12
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -424,8 +418,7 @@ L87:
     vmadl.f32 v15, v3, v7, 13
     vmadl.f32 v14, v3, v6, 13
     vmadl.f32 v13, v3, v5, 13
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -445,8 +438,7 @@ L87:
     vmadl.f32 v15, v3, v7, 14
     vmadl.f32 v14, v3, v6, 14
     vmadl.f32 v13, v3, v5, 14
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -466,8 +458,7 @@ L87:
     vmadl.f32 v15, v3, v7, 15
     vmadl.f32 v14, v3, v6, 15
     vmadl.f32 v13, v3, v5, 15
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -487,8 +478,7 @@ L87:
     vmadl.f32 v15, v3, v7, 16
     vmadl.f32 v14, v3, v6, 16
     vmadl.f32 v13, v3, v5, 16
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -508,8 +498,7 @@ L87:
     vmadl.f32 v15, v3, v7, 17
     vmadl.f32 v14, v3, v6, 17
     vmadl.f32 v13, v3, v5, 17
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -529,8 +518,7 @@ L87:
     vmadl.f32 v15, v3, v7, 18
     vmadl.f32 v14, v3, v6, 18
     vmadl.f32 v13, v3, v5, 18
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -550,8 +538,7 @@ L87:
     vmadl.f32 v15, v3, v7, 19
     vmadl.f32 v14, v3, v6, 19
     vmadl.f32 v13, v3, v5, 19
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -571,8 +558,7 @@ L87:
     vmadl.f32 v15, v3, v7, 20
     vmadl.f32 v14, v3, v6, 20
     vmadl.f32 v13, v3, v5, 20
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -592,8 +578,7 @@ L87:
     vmadl.f32 v15, v3, v7, 21
     vmadl.f32 v14, v3, v6, 21
     vmadl.f32 v13, v3, v5, 21
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -613,8 +598,7 @@ L87:
     vmadl.f32 v15, v3, v7, 22
     vmadl.f32 v14, v3, v6, 22
     vmadl.f32 v13, v3, v5, 22
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -634,8 +618,7 @@ L87:
     vmadl.f32 v15, v3, v7, 23
     vmadl.f32 v14, v3, v6, 23
     vmadl.f32 v13, v3, v5, 23
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -655,8 +638,7 @@ L87:
     vmadl.f32 v15, v3, v7, 24
     vmadl.f32 v14, v3, v6, 24
     vmadl.f32 v13, v3, v5, 24
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -676,8 +658,7 @@ L87:
     vmadl.f32 v15, v3, v7, 25
     vmadl.f32 v14, v3, v6, 25
     vmadl.f32 v13, v3, v5, 25
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -697,8 +678,7 @@ L87:
     vmadl.f32 v15, v3, v7, 26
     vmadl.f32 v14, v3, v6, 26
     vmadl.f32 v13, v3, v5, 26
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -718,8 +698,7 @@ L87:
     vmadl.f32 v15, v3, v7, 27
     vmadl.f32 v14, v3, v6, 27
     vmadl.f32 v13, v3, v5, 27
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -739,8 +718,7 @@ L87:
     vmadl.f32 v15, v3, v7, 28
     vmadl.f32 v14, v3, v6, 28
     vmadl.f32 v13, v3, v5, 28
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -760,8 +738,7 @@ L87:
     vmadl.f32 v15, v3, v7, 29
     vmadl.f32 v14, v3, v6, 29
     vmadl.f32 v13, v3, v5, 29
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -781,8 +758,7 @@ L87:
     vmadl.f32 v15, v3, v7, 30
     vmadl.f32 v14, v3, v6, 30
     vmadl.f32 v13, v3, v5, 30
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -802,8 +778,7 @@ L87:
     vmadl.f32 v15, v3, v7, 31
     vmadl.f32 v14, v3, v6, 31
     vmadl.f32 v13, v3, v5, 31
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -823,8 +798,7 @@ L87:
     vmadl.f32 v15, v3, v7, 32
     vmadl.f32 v14, v3, v6, 32
     vmadl.f32 v13, v3, v5, 32
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -844,8 +818,7 @@ L87:
     vmadl.f32 v15, v3, v7, 33
     vmadl.f32 v14, v3, v6, 33
     vmadl.f32 v13, v3, v5, 33
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -865,8 +838,7 @@ L87:
     vmadl.f32 v15, v3, v7, 34
     vmadl.f32 v14, v3, v6, 34
     vmadl.f32 v13, v3, v5, 34
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -886,8 +858,7 @@ L87:
     vmadl.f32 v15, v3, v7, 35
     vmadl.f32 v14, v3, v6, 35
     vmadl.f32 v13, v3, v5, 35
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -907,8 +878,7 @@ L87:
     vmadl.f32 v15, v3, v7, 36
     vmadl.f32 v14, v3, v6, 36
     vmadl.f32 v13, v3, v5, 36
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -928,8 +898,7 @@ L87:
     vmadl.f32 v15, v3, v7, 37
     vmadl.f32 v14, v3, v6, 37
     vmadl.f32 v13, v3, v5, 37
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -949,8 +918,7 @@ L87:
     vmadl.f32 v15, v3, v7, 38
     vmadl.f32 v14, v3, v6, 38
     vmadl.f32 v13, v3, v5, 38
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -970,8 +938,7 @@ L87:
     vmadl.f32 v15, v3, v7, 39
     vmadl.f32 v14, v3, v6, 39
     vmadl.f32 v13, v3, v5, 39
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -991,8 +958,7 @@ L87:
     vmadl.f32 v15, v3, v7, 40
     vmadl.f32 v14, v3, v6, 40
     vmadl.f32 v13, v3, v5, 40
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -1012,8 +978,7 @@ L87:
     vmadl.f32 v15, v3, v7, 41
     vmadl.f32 v14, v3, v6, 41
     vmadl.f32 v13, v3, v5, 41
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -1033,8 +998,7 @@ L87:
     vmadl.f32 v15, v3, v7, 42
     vmadl.f32 v14, v3, v6, 42
     vmadl.f32 v13, v3, v5, 42
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -1054,8 +1018,7 @@ L87:
     vmadl.f32 v15, v3, v7, 43
     vmadl.f32 v14, v3, v6, 43
     vmadl.f32 v13, v3, v5, 43
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -1075,8 +1038,7 @@ L87:
     vmadl.f32 v15, v3, v7, 44
     vmadl.f32 v14, v3, v6, 44
     vmadl.f32 v13, v3, v5, 44
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -1096,8 +1058,7 @@ L87:
     vmadl.f32 v15, v3, v7, 45
     vmadl.f32 v14, v3, v6, 45
     vmadl.f32 v13, v3, v5, 45
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -1117,8 +1078,7 @@ L87:
     vmadl.f32 v15, v3, v7, 46
     vmadl.f32 v14, v3, v6, 46
     vmadl.f32 v13, v3, v5, 46
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -1138,8 +1098,7 @@ L87:
     vmadl.f32 v15, v3, v7, 47
     vmadl.f32 v14, v3, v6, 47
     vmadl.f32 v13, v3, v5, 47
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -1159,8 +1118,7 @@ L87:
     vmadl.f32 v15, v3, v7, 48
     vmadl.f32 v14, v3, v6, 48
     vmadl.f32 v13, v3, v5, 48
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -1180,8 +1138,7 @@ L87:
     vmadl.f32 v15, v3, v7, 49
     vmadl.f32 v14, v3, v6, 49
     vmadl.f32 v13, v3, v5, 49
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -1201,8 +1158,7 @@ L87:
     vmadl.f32 v15, v3, v7, 50
     vmadl.f32 v14, v3, v6, 50
     vmadl.f32 v13, v3, v5, 50
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -1222,8 +1178,7 @@ L87:
     vmadl.f32 v15, v3, v7, 51
     vmadl.f32 v14, v3, v6, 51
     vmadl.f32 v13, v3, v5, 51
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -1243,8 +1198,7 @@ L87:
     vmadl.f32 v15, v3, v7, 52
     vmadl.f32 v14, v3, v6, 52
     vmadl.f32 v13, v3, v5, 52
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -1264,8 +1218,7 @@ L87:
     vmadl.f32 v15, v3, v7, 53
     vmadl.f32 v14, v3, v6, 53
     vmadl.f32 v13, v3, v5, 53
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -1285,8 +1238,7 @@ L87:
     vmadl.f32 v15, v3, v7, 54
     vmadl.f32 v14, v3, v6, 54
     vmadl.f32 v13, v3, v5, 54
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -1306,8 +1258,7 @@ L87:
     vmadl.f32 v15, v3, v7, 55
     vmadl.f32 v14, v3, v6, 55
     vmadl.f32 v13, v3, v5, 55
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -1327,8 +1278,7 @@ L87:
     vmadl.f32 v15, v3, v7, 56
     vmadl.f32 v14, v3, v6, 56
     vmadl.f32 v13, v3, v5, 56
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -1348,8 +1298,7 @@ L87:
     vmadl.f32 v15, v3, v7, 57
     vmadl.f32 v14, v3, v6, 57
     vmadl.f32 v13, v3, v5, 57
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -1369,8 +1318,7 @@ L87:
     vmadl.f32 v15, v3, v7, 58
     vmadl.f32 v14, v3, v6, 58
     vmadl.f32 v13, v3, v5, 58
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -1390,8 +1338,7 @@ L87:
     vmadl.f32 v15, v3, v7, 59
     vmadl.f32 v14, v3, v6, 59
     vmadl.f32 v13, v3, v5, 59
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -1411,8 +1358,7 @@ L87:
     vmadl.f32 v15, v3, v7, 60
     vmadl.f32 v14, v3, v6, 60
     vmadl.f32 v13, v3, v5, 60
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -1432,8 +1378,7 @@ L87:
     vmadl.f32 v15, v3, v7, 61
     vmadl.f32 v14, v3, v6, 61
     vmadl.f32 v13, v3, v5, 61
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -1453,8 +1398,7 @@ L87:
     vmadl.f32 v15, v3, v7, 62
     vmadl.f32 v14, v3, v6, 62
     vmadl.f32 v13, v3, v5, 62
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     @p7 ldt.b16 v31, b, s1
     vunpk.lo.bf16 v4, v31
     vunpk.hi.bf16 v3, v31
@@ -1474,7 +1418,7 @@ L87:
     vmadl.f32 v15, v3, v7, 63
     vmadl.f32 v14, v3, v6, 63
     vmadl.f32 v13, v3, v5, 63
-    addi s26, s26, 1
-    mov s2, s26
+    addi s2, s2, 1
     addi s27, s27, 64
-    j L38
+    blt s27, s29, L99
+    j L40

@@ -13,22 +13,43 @@ L0:
     cvt.f32.i32 s29, s30
     idx s28, 0
     mov s2, s28
-L5:
-    blt s1, s30, L43
+    blt s0, s30, L18
+    vmov v30, v31
+L7:
     vredsum.f32 s28, v30
     fdiv s28, s28, s29
     li s1, 0
-L9:
-    blt s1, s30, L34
+    blt s0, s30, L26
+L11:
     vredsum.f32 s27, v31
     fdiv s27, s27, s29
     fadd s27, s27, s31
     frsqrt s27, s27
     li s1, 0
-L15:
-    blt s1, s30, L17
-    halt
+    blt s0, s30, L35
 L17:
+    halt
+L18:
+    vmov v30, v31
+L19:
+    sub s28, s30, s1
+    pfirst p7, s28
+    @p7 ldt.b32 v29, x, s1
+    @p7 vadd.f32 v30, v30, v29
+    addi s1, s1, 64
+    blt s1, s30, L19
+    j L7
+L26:
+    sub s27, s30, s1
+    pfirst p7, s27
+    @p7 ldt.b32 v29, x, s1
+    @p7 vbcast v28, s28
+    @p7 vsub.f32 v29, v29, v28
+    @p7 vmad.f32 v31, v29, v29, v31
+    addi s1, s1, 64
+    blt s1, s30, L26
+    j L11
+L35:
     sub s26, s30, s1
     pfirst p7, s26
     mov s5, s1
@@ -43,24 +64,6 @@ L17:
     @p7 ldt.b32 v27, beta, s5
     @p7 vmad.f32 v29, v29, v28, v27
     @p7 stt.b32 v29, y, s1
-    addi s26, s1, 64
-    mov s1, s26
-    j L15
-L34:
-    sub s27, s30, s1
-    pfirst p7, s27
-    @p7 ldt.b32 v29, x, s1
-    @p7 vbcast v28, s28
-    @p7 vsub.f32 v29, v29, v28
-    @p7 vmad.f32 v31, v29, v29, v31
-    addi s27, s1, 64
-    mov s1, s27
-    j L9
-L43:
-    sub s28, s30, s1
-    pfirst p7, s28
-    @p7 ldt.b32 v29, x, s1
-    @p7 vadd.f32 v30, v30, v29
-    addi s28, s1, 64
-    mov s1, s28
-    j L5
+    addi s1, s1, 64
+    blt s1, s30, L35
+    j L17

@@ -8,8 +8,8 @@ L0:
     tdim s31, x, 0
     idx s30, 0
     mov s2, s30
-L3:
-    blt s1, s31, L11
+    blt s0, s31, L11
+L4:
     mov s5, s30
     li s6, 0
     li s7, 0
@@ -22,6 +22,6 @@ L11:
     pfirst p7, s29
     @p7 ldt.b32 v30, x, s1
     @p7 vadd.f32 v31, v31, v30
-    addi s29, s1, 64
-    mov s1, s29
-    j L3
+    addi s1, s1, 64
+    blt s1, s31, L11
+    j L4

@@ -10,30 +10,29 @@ L0:
     mov s2, s30
     li s30, 0xff800000               # -inf
     vbcast v31, s30
-L5:
-    blt s1, s31, L34
+    blt s0, s31, L16
+L6:
     vredmax.f32 s30, v31
     xori s30, s30, -2147483648
     vbcast v30, s0
     li s1, 0
-L10:
-    blt s1, s31, L24
+    blt s0, s31, L23
+L11:
     vredsum.f32 s29, v30
     frcp s29, s29
     li s1, 0
-L14:
-    blt s1, s31, L16
+    blt s0, s31, L33
+L15:
     halt
 L16:
-    sub s28, s31, s1
-    pfirst p7, s28
-    @p7 ldt.b32 v29, y, s1
-    @p7 vmuls.f32 v29, v29, s29
-    @p7 stt.b32 v29, y, s1
-    addi s28, s1, 64
-    mov s1, s28
-    j L14
-L24:
+    sub s30, s31, s1
+    pfirst p7, s30
+    @p7 ldt.b32 v30, x, s1
+    @p7 vmax.f32 v31, v31, v30
+    addi s1, s1, 64
+    blt s1, s31, L16
+    j L6
+L23:
     sub s29, s31, s1
     pfirst p7, s29
     @p7 ldt.b32 v29, x, s1
@@ -41,14 +40,15 @@ L24:
     @p7 vexp.f32 v29, v29
     @p7 vadd.f32 v30, v30, v29
     @p7 stt.b32 v29, y, s1
-    addi s29, s1, 64
-    mov s1, s29
-    j L10
-L34:
-    sub s30, s31, s1
-    pfirst p7, s30
-    @p7 ldt.b32 v30, x, s1
-    @p7 vmax.f32 v31, v31, v30
-    addi s30, s1, 64
-    mov s1, s30
-    j L5
+    addi s1, s1, 64
+    blt s1, s31, L23
+    j L11
+L33:
+    sub s28, s31, s1
+    pfirst p7, s28
+    @p7 ldt.b32 v29, y, s1
+    @p7 vmuls.f32 v29, v29, s29
+    @p7 stt.b32 v29, y, s1
+    addi s1, s1, 64
+    blt s1, s31, L33
+    j L15

@@ -146,26 +146,6 @@ fn fcmp(f: impl Fn(f32, f32) -> bool) -> impl Fn(u32, u32) -> bool {
     move |a, b| f(f32::from_bits(a), f32::from_bits(b))
 }
 
-/// `vredsum.f32`: inactive lanes are `-0.0`, then the fixed pairwise tree.
-#[inline(never)]
-fn redsum_f32(x: &Lanes, m: u64) -> u32 {
-    let mut a: [f32; LANES] = std::array::from_fn(|i| {
-        if m >> i & 1 != 0 {
-            f32::from_bits(x[i])
-        } else {
-            -0.0
-        }
-    });
-    let mut h = LANES / 2;
-    while h > 0 {
-        for i in 0..h {
-            a[i] += a[i + h];
-        }
-        h /= 2;
-    }
-    a[0].to_bits()
-}
-
 /// `vredmax.f32` / `vredmin.f32`: NaN lanes ignored unless every active lane is NaN.
 #[inline(never)]
 fn redext_f32(x: &Lanes, m: u64, identity: f32, f: fn(f32, f32) -> f32) -> u32 {
@@ -571,7 +551,7 @@ pub(super) fn run(
             // ---- f32 reductions and compares ----
             Op::VredsumF32 { sd, va } => {
                 let m = mask!();
-                sw!(sd, redsum_f32(&v[vi(va)], m));
+                sw!(sd, super::float::redsum_f32(&v[vi(va)], m));
                 lanes!(m);
             }
             Op::VredmaxF32 { sd, va } => {

@@ -160,18 +160,7 @@ impl Lower<'_> {
 
     fn guard_for(&self, op: Op, ty: Option<Type>) -> Option<Guard> {
         let mask = *self.masks.last()?;
-        let lanes_result = ty.is_some_and(|t| t.is_vector() || t == Type::Mask);
-        let reads_lanes = matches!(
-            op,
-            Op::LoadTensor { .. }
-                | Op::StoreTensor { .. }
-                | Op::LoadScratchVec { .. }
-                | Op::StoreScratchVec { .. }
-                | Op::RedAdd
-                | Op::RedMax
-                | Op::RedMin
-        );
-        (op.is_guardable() && (lanes_result || reads_lanes)).then_some(Guard {
+        crate::ir::verify::guard_allowed(op, ty).then_some(Guard {
             mask,
             negated: false,
         })

@@ -108,18 +108,12 @@ const DEMOS: [Demo; 7] = [
     },
 ];
 
-/// `n` deterministic values in [lo, hi) from `seed` (splitmix64).
+/// `n` deterministic values in [lo, hi) from `seed`.
 fn fill(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
-    let mut x = seed;
-    (0..n)
-        .map(|_| {
-            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = x;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^= z >> 31;
-            lo + (hi - lo) * ((z >> 40) as f32 / (1u64 << 24) as f32)
-        })
+    // `bench_compute::fill` gives [-1, 1).
+    crate::bench_compute::fill(n, seed)
+        .into_iter()
+        .map(|u| lo + (hi - lo) * (u + 1.0) / 2.0)
         .collect()
 }
 

@@ -56,7 +56,7 @@ pub struct CoreArgs {
 }
 
 /// A deterministic fill in [-1, 1).
-fn fill(n: usize, seed: u64) -> Vec<f32> {
+pub(crate) fn fill(n: usize, seed: u64) -> Vec<f32> {
     let mut x = seed;
     (0..n)
         .map(|_| {

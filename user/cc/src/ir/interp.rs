@@ -209,23 +209,7 @@ pub fn lanewise(op: Op, a: u32, b: u32, c: u32) -> Option<u32> {
 }
 
 /// The f32 sum of the lanes of `m` of `x` in the SG1's tree order (the others -0).
-pub fn red_add_f32(x: &[u32; LANES], m: u64) -> u32 {
-    let mut a: [f32; LANES] = std::array::from_fn(|i| {
-        if m >> i & 1 != 0 {
-            f32::from_bits(x[i])
-        } else {
-            -0.0
-        }
-    });
-    let mut h = LANES / 2;
-    while h > 0 {
-        for i in 0..h {
-            a[i] += a[i + h];
-        }
-        h /= 2;
-    }
-    a[0].to_bits()
-}
+pub use sagrada_isa::exec::float::redsum_f32 as red_add_f32;
 
 /// `vredmax.f32` / `vredmin.f32` over the lanes of `m`.
 fn red_ext_f32(x: &[u32; LANES], m: u64, max: bool) -> u32 {

@@ -781,33 +781,40 @@ impl Function {
     /// Replaces every use of `from` (in instructions, guards, passthrus and
     /// terminators of the blocks) by `to`.
     pub fn replace_uses(&mut self, from: Value, to: Value) {
-        let swap = |v: &mut Value| {
+        self.map_uses(|v| {
             if *v == from {
                 *v = to;
             }
-        };
+        });
+    }
+
+    /// Calls `edit` on every use of a value by the placed instructions (operands,
+    /// guards, passthrus) and by the terminators.
+    pub fn map_uses(&mut self, mut edit: impl FnMut(&mut Value)) {
         for b in 0..self.blocks.len() {
             for k in 0..self.blocks[b].insts.len() {
                 let i = self.blocks[b].insts[k].0 as usize;
-                let d = &mut self.insts[i];
-                d.args.iter_mut().for_each(swap);
+                let Some(d) = self.insts.get_mut(i) else {
+                    continue;
+                };
+                d.args.iter_mut().for_each(&mut edit);
                 if let Some(g) = &mut d.guard {
-                    swap(&mut g.mask);
+                    edit(&mut g.mask);
                 }
                 if let Some(p) = &mut d.passthru {
-                    swap(p);
+                    edit(p);
                 }
             }
             match &mut self.blocks[b].term {
-                Terminator::Jump(t) => t.args.iter_mut().for_each(swap),
+                Terminator::Jump(t) => t.args.iter_mut().for_each(&mut edit),
                 Terminator::Branch {
                     cond,
                     then,
                     otherwise,
                 } => {
-                    swap(cond);
-                    then.args.iter_mut().for_each(swap);
-                    otherwise.args.iter_mut().for_each(swap);
+                    edit(cond);
+                    then.args.iter_mut().for_each(&mut edit);
+                    otherwise.args.iter_mut().for_each(&mut edit);
                 }
                 Terminator::Halt => {}
             }

@@ -25,7 +25,7 @@
 use crate::fxhash::HashMap;
 
 use crate::OptLevel;
-use crate::ir::{Function, Op, Terminator, Value};
+use crate::ir::{Function, Op, Value};
 
 pub mod cfg;
 pub mod dce;
@@ -93,37 +93,8 @@ pub(crate) fn resolve(map: &HashMap<Value, Value>, mut v: Value) -> Value {
 
 /// Replaces every use (in every block) by its image under `map`.
 pub(crate) fn substitute(f: &mut Function, map: &HashMap<Value, Value>) {
-    if map.is_empty() {
-        return;
-    }
-    let swap = |v: &mut Value| *v = resolve(map, *v);
-    for b in 0..f.blocks.len() {
-        for k in 0..f.blocks[b].insts.len() {
-            let i = f.blocks[b].insts[k].0 as usize;
-            let Some(d) = f.insts.get_mut(i) else {
-                continue;
-            };
-            d.args.iter_mut().for_each(swap);
-            if let Some(g) = &mut d.guard {
-                swap(&mut g.mask);
-            }
-            if let Some(p) = &mut d.passthru {
-                swap(p);
-            }
-        }
-        match &mut f.blocks[b].term {
-            Terminator::Jump(t) => t.args.iter_mut().for_each(swap),
-            Terminator::Branch {
-                cond,
-                then,
-                otherwise,
-            } => {
-                swap(cond);
-                then.args.iter_mut().for_each(swap);
-                otherwise.args.iter_mut().for_each(swap);
-            }
-            Terminator::Halt => {}
-        }
+    if !map.is_empty() {
+        f.map_uses(|v| *v = resolve(map, *v));
     }
 }
 

@@ -171,6 +171,28 @@ pub fn f16_to_f32(h: u16) -> f32 {
     f32::from_bits(sign | mag)
 }
 
+/// `vredsum.f32` of the lanes of `x` set in `m`: the inactive lanes count as `-0.0`,
+/// then `a[i] += a[i + h]` for `i < h`, `h` = 32, 16, ..., 1; the result is `a[0]`'s
+/// bits. Compilers and interpreters that must match the cores bit for bit use it.
+#[inline(never)]
+pub fn redsum_f32(x: &[u32; crate::LANES], m: u64) -> u32 {
+    let mut a: [f32; crate::LANES] = std::array::from_fn(|i| {
+        if m >> i & 1 != 0 {
+            f32::from_bits(x[i])
+        } else {
+            -0.0
+        }
+    });
+    let mut h = crate::LANES / 2;
+    while h > 0 {
+        for i in 0..h {
+            a[i] += a[i + h];
+        }
+        h /= 2;
+    }
+    a[0].to_bits()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,26 +222,4 @@ mod tests {
             }
         }
     }
-}
-
-/// `vredsum.f32` of the lanes of `x` set in `m`: the inactive lanes count as `-0.0`,
-/// then `a[i] += a[i + h]` for `i < h`, `h` = 32, 16, ..., 1; the result is `a[0]`'s
-/// bits. Compilers and interpreters that must match the cores bit for bit use it.
-#[inline(never)]
-pub fn redsum_f32(x: &[u32; crate::LANES], m: u64) -> u32 {
-    let mut a: [f32; crate::LANES] = std::array::from_fn(|i| {
-        if m >> i & 1 != 0 {
-            f32::from_bits(x[i])
-        } else {
-            -0.0
-        }
-    });
-    let mut h = crate::LANES / 2;
-    while h > 0 {
-        for i in 0..h {
-            a[i] += a[i + h];
-        }
-        h /= 2;
-    }
-    a[0].to_bits()
 }

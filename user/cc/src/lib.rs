@@ -34,6 +34,9 @@ pub mod span;
 
 use sagrada_isa::binary::KernelBinary;
 
+/// The compiler's version: a cache of compiled kernels keys on it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 /// How much the compiler optimises.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
 pub enum OptLevel {

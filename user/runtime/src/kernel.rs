@@ -825,11 +825,10 @@ impl Kernel {
     }
 }
 
-/// The version of the compiler whose binaries the cache holds. `sagrada-cc` takes its
-/// version from the workspace, as this crate does, so this crate's version is the
-/// compiler's. Within one process the compiler cannot change; the version is in the
-/// key so that the key stays right if the cache ever outlives the process.
-pub const COMPILER_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The version of the compiler whose binaries the cache holds. Within one process the
+/// compiler cannot change; the version is in the key so that the key stays right if
+/// the cache ever outlives the process.
+pub const COMPILER_VERSION: &str = sagrada_cc::VERSION;
 
 /// Where a binary from [`compile_binary`] came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

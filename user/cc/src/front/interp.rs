@@ -144,11 +144,9 @@ fn lanes_of(m: u64) -> impl Iterator<Item = usize> {
 /// `new` in the lanes of `m`, `old` in the others.
 fn merge(old: Val, new: Val, m: u64) -> Val {
     match (old, new) {
-        (Val::V(o), Val::V(n)) => {
-            Val::V(std::array::from_fn(
-                |j| if m >> j & 1 != 0 { n[j] } else { o[j] },
-            ))
-        }
+        (Val::V(o), Val::V(n)) => Val::V(std::array::from_fn(|j| {
+            if m >> j & 1 != 0 { n[j] } else { o[j] }
+        })),
         (Val::M(o), Val::M(n)) => Val::M((n & m) | (o & !m)),
         (_, n) => n,
     }
@@ -625,7 +623,11 @@ impl Machine<'_, '_> {
                 // lanes (for scalars `merge` is the new value).
                 match (slot, elem) {
                     (Slot::Value { val, depth: d }, None) => {
-                        *val = if *d < depth { merge(*val, new, mask) } else { new };
+                        *val = if *d < depth {
+                            merge(*val, new, mask)
+                        } else {
+                            new
+                        };
                     }
                     (Slot::Array { elems, depth: d }, Some(k)) => {
                         let d = *d;
@@ -856,9 +858,8 @@ impl Machine<'_, '_> {
         ty: Ty,
         span: Span,
     ) -> Result<Val, InterpError> {
-        let bad = || {
-            InterpError::Malformed(format!("operation {op:?} on operands of the wrong kinds"))
-        };
+        let bad =
+            || InterpError::Malformed(format!("operation {op:?} on operands of the wrong kinds"));
         let v = |k: usize| match args.get(k) {
             Some(Val::V(x)) => Ok(*x),
             _ => Err(bad()),
@@ -895,9 +896,9 @@ impl Machine<'_, '_> {
             Op::MaskCount => Val::S(mk(0)?.count_ones()),
             Op::Select if matches!(args.first(), Some(Val::M(_))) => {
                 let (m, a, b) = (mk(0)?, v(1)?, v(2)?);
-                Val::V(std::array::from_fn(
-                    |j| if m >> j & 1 != 0 { a[j] } else { b[j] },
-                ))
+                Val::V(std::array::from_fn(|j| {
+                    if m >> j & 1 != 0 { a[j] } else { b[j] }
+                }))
             }
             // Reductions count only the active lanes.
             Op::RedAdd | Op::RedMax | Op::RedMin => {
@@ -1120,7 +1121,10 @@ impl Machine<'_, '_> {
             .map(|d| u128::from(c[d]) * u128::from(t.strides[d]))
             .sum();
         let e = u128::from(elem);
-        Ok((u128::from(t.base) + e * offset, e * u128::from(t.strides[0])))
+        Ok((
+            u128::from(t.base) + e * offset,
+            e * u128::from(t.strides[0]),
+        ))
     }
 
     /// The elements of the active lanes of `m` (the others poisoned).
@@ -1152,7 +1156,12 @@ impl Machine<'_, '_> {
         Ok(out)
     }
 
-    fn tensor_scalar_load(&mut self, slot: u8, c: [u32; 4], span: Span) -> Result<Val, InterpError> {
+    fn tensor_scalar_load(
+        &mut self,
+        slot: u8,
+        c: [u32; 4],
+        span: Span,
+    ) -> Result<Val, InterpError> {
         let lanes = self.tensor_load(slot, c, 4, 1, 1, span)?;
         Ok(Val::S(lanes[0]))
     }

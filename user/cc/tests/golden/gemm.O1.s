@@ -14,6 +14,7 @@ L0:
     tdim s28, a, 1
     tdim s27, b, 0
     sub s27, s27, s31
+    max s27, s27, s0
     pfirst p7, s27
     mov s1, s31
     li s2, 0
@@ -21,15 +22,15 @@ L0:
     li s4, 0
     li s27, 0
     li s26, 0
-L15:
-    blt s27, s29, L665
+L16:
+    blt s27, s29, L666
     addi s25, s30, 64
     min s25, s25, s28
     vbcast v31, s0
-L19:
-    blt s30, s25, L21
+L20:
+    blt s30, s25, L22
     halt
-L21:
+L22:
     vmov v30, v31
     vmov v29, v31
     vmov v28, v31
@@ -40,8 +41,8 @@ L21:
     vmov v23, v31
     li s24, 0
     li s23, 0
-L31:
-    blt s24, s29, L60
+L32:
+    blt s24, s29, L61
     mov s5, s31
     mov s6, s30
     li s7, 0
@@ -69,8 +70,8 @@ L31:
     mov s6, s22
     @p7 stt.b32 v23, c, s5
     addi s30, s30, 8
-    j L19
-L60:
+    j L20
+L61:
     mov s5, s24
     mov s6, s30
     li s7, 0
@@ -675,12 +676,12 @@ L60:
     vmadl.f32 v23, v14, v15, 63
     addi s24, s24, 64
     addi s23, s23, 16384
-    j L31
-L665:
+    j L32
+L666:
     @p7 ldt.b32 v31, b, s1
     @p7 stv v31, s26, 0
     addi s25, s2, 1
     mov s2, s25
     addi s27, s27, 1
     addi s26, s26, 256
-    j L15
+    j L16

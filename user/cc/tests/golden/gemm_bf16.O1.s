@@ -16,9 +16,12 @@ L0:
     sub s27, s27, s31
     addi s26, s27, 1
     srai s26, s26, 1
+    max s26, s26, s0
     pfirst p7, s26
-    pfirst p6, s27
+    max s26, s27, s0
+    pfirst p6, s26
     addi s27, s27, -64
+    max s27, s27, s0
     pfirst p5, s27
     li s27, 32
     pfirst p4, s27
@@ -31,10 +34,10 @@ L0:
     li s4, 0
     vbcast v30, s0
     vmov v29, v31
-L25:
-    blt s30, s28, L27
+L28:
+    blt s30, s28, L30
     halt
-L27:
+L30:
     vmov v28, v30
     vmov v27, v30
     vmov v26, v30
@@ -52,8 +55,8 @@ L27:
     vmov v14, v30
     vmov v13, v30
     li s27, 0
-L44:
-    blt s27, s29, L93
+L47:
+    blt s27, s29, L96
     mov s5, s31
     mov s6, s30
     li s7, 0
@@ -101,8 +104,8 @@ L44:
     @p6 stt.b32 v21, c, s5
     @p5 stt.b32 v13, c, s9
     addi s30, s30, 8
-    j L25
-L93:
+    j L28
+L96:
     mov s5, s27
     mov s6, s30
     li s7, 0
@@ -1483,4 +1486,4 @@ L93:
     addi s26, s26, 1
     mov s2, s26
     addi s27, s27, 64
-    j L44
+    j L47

@@ -19,12 +19,12 @@ L0:
     vbcast v31, s0
     vmov v30, v31
 L10:
-    blt s1, s30, L48
+    blt s1, s30, L50
     vredsum.f32 s28, v30
     fdiv s28, s28, s29
     li s1, 0
 L14:
-    blt s1, s30, L39
+    blt s1, s30, L40
     vredsum.f32 s27, v31
     fdiv s27, s27, s29
     fadd s27, s27, s31
@@ -35,6 +35,7 @@ L20:
     halt
 L22:
     sub s26, s30, s1
+    max s26, s26, s0
     pfirst p7, s26
     mov s5, s1
     li s6, 0
@@ -51,8 +52,9 @@ L22:
     addi s26, s1, 64
     mov s1, s26
     j L20
-L39:
+L40:
     sub s27, s30, s1
+    max s27, s27, s0
     pfirst p7, s27
     @p7 ldt.b32 v29, x, s1
     @p7 vbcast v28, s28
@@ -61,8 +63,9 @@ L39:
     addi s27, s1, 64
     mov s1, s27
     j L14
-L48:
+L50:
     sub s28, s30, s1
+    max s28, s28, s0
     pfirst p7, s28
     @p7 ldt.b32 v29, x, s1
     @p7 vadd.f32 v30, v30, v29

@@ -14,13 +14,13 @@ L0:
     li s30, 0xff800000               # -inf
     vbcast v31, s30
 L8:
-    blt s1, s31, L37
+    blt s1, s31, L39
     vredmax.f32 s30, v31
     xori s30, s30, -2147483648
     vbcast v30, s0
     li s1, 0
 L13:
-    blt s1, s31, L27
+    blt s1, s31, L28
     vredsum.f32 s29, v30
     frcp s29, s29
     li s1, 0
@@ -29,6 +29,7 @@ L17:
     halt
 L19:
     sub s28, s31, s1
+    max s28, s28, s0
     pfirst p7, s28
     @p7 ldt.b32 v29, y, s1
     @p7 vmuls.f32 v29, v29, s29
@@ -36,8 +37,9 @@ L19:
     addi s28, s1, 64
     mov s1, s28
     j L17
-L27:
+L28:
     sub s29, s31, s1
+    max s29, s29, s0
     pfirst p7, s29
     @p7 ldt.b32 v29, x, s1
     @p7 vadds.f32 v29, v29, s30
@@ -47,8 +49,9 @@ L27:
     addi s29, s1, 64
     mov s1, s29
     j L13
-L37:
+L39:
     sub s30, s31, s1
+    max s30, s30, s0
     pfirst p7, s30
     @p7 ldt.b32 v30, x, s1
     @p7 vmax.f32 v31, v31, v30

@@ -85,6 +85,9 @@ pub struct Stats {
 }
 
 /// What a variable holds during an invocation.
+// The slots are one Vec for the launch; boxing the values would cost an allocation per
+// assignment for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 enum Slot {
     /// Not declared yet this invocation.
@@ -100,6 +103,8 @@ enum Slot {
 }
 
 /// How a statement ended.
+// Returned by value up a few frames; a box would cost an allocation per `return`.
+#[allow(clippy::large_enum_variant)]
 enum Flow {
     Next,
     Break,
@@ -1103,9 +1108,9 @@ impl Machine<'_, '_> {
             if first >= d0 {
                 return self.fault(range(0, first), span);
             }
-            for d in 1..4 {
-                if c[d] >= t.dims[d] {
-                    return self.fault(range(d as u8, u64::from(c[d])), span);
+            for (d, (&cd, &size)) in c.iter().zip(&t.dims).enumerate().skip(1) {
+                if cd >= size {
+                    return self.fault(range(d as u8, u64::from(cd)), span);
                 }
             }
             for j in lanes_of(m) {

@@ -698,3 +698,101 @@ kernel k(tensor<f32> o) {
     assert_eq!(got[..4], [3.0f32.to_bits(); 4]);
     assert!(got[4..].iter().all(|&w| w == POISON_LANE), "{got:x?}");
 }
+
+#[test]
+fn unsigned_conversions_agree_with_the_lowered_expansions_on_edge_values() {
+    let src = "
+kernel k(tensor<f32> f, tensor<u32> u, tensor<u32> fu, tensor<f32> uf) {
+    for (int i = 0; i < dim(f, 0); i++) {
+        fu[int4(i)] = u32(f[int4(i)]);
+        uf[int4(i)] = f32(u[int4(i)]);
+    }
+}";
+    let fs = [
+        0.0f32,
+        -0.0,
+        0.999,
+        -0.999,
+        -1.0,
+        2_147_483_520.0,
+        2_147_483_648.0,
+        2_147_483_904.0,
+        4_294_967_040.0,
+        4_294_967_296.0,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        1.0e-40,
+        16_777_217.0,
+    ];
+    let us = [
+        0u32,
+        1,
+        0xffff,
+        0x1_0000,
+        0x00ff_ffff,
+        0x0100_0001,
+        0x0100_0003,
+        0x7fff_ffff,
+        0x8000_0000,
+        0x8000_0080,
+        0x8000_0081,
+        0xffff_ff7f,
+        0xffff_ff80,
+        0xffff_ffff,
+        0x1234_5678,
+    ];
+    let n = fs.len() as u32;
+    let out = agree(
+        src,
+        [1, 1, 1, 1],
+        1,
+        &[
+            HostTensor::f32([n, 1, 1, 1], &fs),
+            HostTensor::u32([n, 1, 1, 1], &us),
+            HostTensor::u32([n, 1, 1, 1], &vec![0; n as usize]),
+            HostTensor::f32([n, 1, 1, 1], &vec![0.0; n as usize]),
+        ],
+        &[],
+    )
+    .unwrap();
+    // The language's conversions are Rust's `as`: truncating, saturating, NaN to 0;
+    // to nearest even.
+    let want_fu: Vec<u32> = fs.iter().map(|&x| x as u32).collect();
+    let want_uf: Vec<u32> = us.iter().map(|&x| (x as f32).to_bits()).collect();
+    assert_eq!(words(&out[2]), want_fu);
+    assert_eq!(words(&out[3]), want_uf);
+}
+
+#[test]
+fn the_deepest_nesting_the_checker_accepts_runs_on_a_quarter_of_a_test_stack() {
+    // Parentheses and operators nested in the kernel and in 18 functions calling each
+    // other, inside blocks: about 200 levels once inlined, the checker's limit (19
+    // functions are refused). The interpreter recurses along the tree, so it must fit
+    // in far less than a test thread's 2 MiB.
+    let mut src = String::new();
+    for f in 0..18 {
+        let inner = if f == 0 {
+            "x".to_string()
+        } else {
+            format!("g{}(x)", f - 1)
+        };
+        let expr = format!("{}{inner}{}", "(".repeat(8), " + 1)".repeat(8));
+        src += &format!("fn g{f}(int x) -> int {{ return {expr}; }}\n");
+    }
+    let deep = format!("{}1{}", "(".repeat(55), " + 1)".repeat(55));
+    src += &format!(
+        "kernel k(tensor<i32> o) {{ {} o[int4(0)] = g17(0) + {deep}; {} }}",
+        "{ ".repeat(10),
+        "} ".repeat(10)
+    );
+    let p = check(&src);
+    let run = std::thread::Builder::new()
+        .stack_size(512 * 1024)
+        .spawn(move || {
+            interp::run_tensors(&p, [1, 1, 1, 1], 1, &[fresh_i32(1)], &[], LIMIT)
+                .map(|(t, _)| words(&t[0]))
+        })
+        .unwrap();
+    assert_eq!(run.join().unwrap().unwrap(), [18 * 8 + 56]);
+}

@@ -1,11 +1,12 @@
 //! Differential tests of the kernel compiler: random SGC programs
-//! (`sagrada_cc::random_program`) compiled at -O0 and at -O1, run on an SG1 through the
-//! runtime, against the reference semantics. The reference is the IR interpreter on
-//! the program exactly as the front end lowered it, before any optimisation and without
-//! the back end, so a wrong pass, a wrong instruction selection or a wrong register
-//! allocation shows as a difference. Every generated program is valid, cannot fault and
-//! never reads an unspecified lane, so all three must agree bit for bit (NaN as NaN:
-//! the ISA leaves payloads unspecified).
+//! (`sagrada_cc::random_program`) run four ways, which must all agree. The reference is
+//! the language's semantics: the HIR interpreter (`front::interp`) on the checked
+//! program, which shares nothing with lowering. Against it: the IR interpreter on the
+//! program as lowered (before any optimisation and without the back end), so a wrong
+//! lowering shows; and the program compiled at -O0 and at -O1 and run on an SG1 through
+//! the runtime, so a wrong pass, instruction selection or register allocation shows.
+//! Every generated program is valid, cannot fault and never reads an unspecified lane,
+//! so all must agree bit for bit (NaN as NaN: the ISA leaves payloads unspecified).
 
 mod common;
 
@@ -13,12 +14,16 @@ use common::machine;
 use sagrada::accel::{Device, DeviceMemory};
 use sagrada::kernel::{Args, ElemKind, Kernel, Tensor};
 use sagrada_cc::OptLevel;
-use sagrada_cc::ir::interp::{HostTensor, run_tensors};
+use sagrada_cc::front::interp as hir_interp;
+use sagrada_cc::ir::interp::{self as ir_interp, HostTensor};
 use sagrada_cc::random_program::{self, IN_COLS, OUTS, POINTS};
 
 /// Programs per run: enough to cover the generator's constructs, few enough for CI.
 /// `SAGRADA_CC_SEEDS=N` runs more (and `SAGRADA_CC_SEED0` moves the first).
 const SEEDS: u64 = 60;
+
+/// Steps either interpreter may take on one program.
+const LIMIT: u64 = 50_000_000;
 
 fn seeds() -> std::ops::Range<u64> {
     let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
@@ -164,12 +169,13 @@ fn random_programs_agree_with_the_reference_at_o0_and_o1() {
     let dev = Device::open(&p, 0).unwrap();
     let mut failures = Vec::new();
     let seeds = seeds();
-    let runs = 2 * (seeds.end - seeds.start);
+    // Per seed: the lowered IR, -O0 and -O1.
+    let runs = 3 * (seeds.end - seeds.start);
     for seed in seeds {
         let source = random_program::program(seed);
         let file = format!("random-{seed}.sgc");
         let (words, fa, ia) = inputs(seed);
-        // The reference: the lowered program, interpreted.
+        // The reference: the language's semantics, on the checked program.
         let checked = match sagrada_cc::front::check(&source) {
             Ok(c) => c,
             Err(d) => {
@@ -180,22 +186,29 @@ fn random_programs_agree_with_the_reference_at_o0_and_o1() {
                 continue;
             }
         };
-        let lowered = sagrada_cc::lower::lower(&checked);
         let scalars = [fa.to_bits(), ia as u32];
-        let want = match run_tensors(
-            &lowered,
-            [POINTS, 1, 1, 1],
-            1,
-            &host_tensors(&words),
-            &scalars,
-            50_000_000,
-        ) {
+        let dims = [POINTS, 1, 1, 1];
+        let tensors = host_tensors(&words);
+        let want = match hir_interp::run_tensors(&checked, dims, 1, &tensors, &scalars, LIMIT) {
             Ok((tensors, _)) => tensors.iter().map(|t| t.words()).collect::<Vec<_>>(),
             Err(e) => {
                 failures.push(format!("seed {seed}: the reference stopped: {e}\n{source}"));
                 continue;
             }
         };
+        // The program as lowered, interpreted: a difference here is lowering's.
+        let lowered = sagrada_cc::lower::lower(&checked);
+        match ir_interp::run_tensors(&lowered, dims, 1, &tensors, &scalars, LIMIT) {
+            Ok((tensors, _)) => {
+                let got: Vec<Vec<u32>> = tensors.iter().map(|t| t.words()).collect();
+                if let Some(d) = difference(&got, &want) {
+                    failures.push(format!("seed {seed} lowered IR: {d}\n{source}"));
+                }
+            }
+            Err(e) => failures.push(format!(
+                "seed {seed} lowered IR: stopped where the reference did not: {e}\n{source}"
+            )),
+        }
         for level in [OptLevel::O0, OptLevel::O1] {
             let compiled = match sagrada_cc::compile(&source, &file, level) {
                 Ok(c) => c,

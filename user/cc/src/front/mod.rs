@@ -10,6 +10,7 @@
 pub mod ast;
 pub mod eval;
 pub mod hir;
+pub mod interp;
 pub mod lex;
 pub mod parse;
 pub mod sema;

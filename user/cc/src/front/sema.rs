@@ -2199,12 +2199,14 @@ impl Checker<'_> {
                     }
                 }
             }
-            "lanes" => op(
-                Op::Lanes,
-                vec![self.arg(name, args, 0, Ty::I32)?],
-                Ty::Mask,
-                span,
-            ),
+            // `lanes(n)` is none for n <= 0, but `Op::Lanes` (`pfirst`) reads its
+            // operand as unsigned, which would make a negative n every lane.
+            "lanes" => {
+                let n = self.arg(name, args, 0, Ty::I32)?;
+                let at = n.span;
+                let n = op(Op::Max, vec![n, konst(0, Ty::I32, at)], Ty::I32, at);
+                op(Op::Lanes, vec![n], Ty::Mask, span)
+            }
             "count" | "unpack_lo" | "unpack_hi" | "pack_bf16" if in_where => {
                 self.info.lane_use.get_or_insert(span);
                 let why = if name == "count" {

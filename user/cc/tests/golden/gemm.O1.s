@@ -14,30 +14,31 @@ L0:
     tdim s28, a, 1
     tdim s27, b, 0
     sub s27, s27, s31
+    max s27, s27, s0
     pfirst p7, s27
     mov s1, s31
-    blt s0, s29, L15
-L11:
+    blt s0, s29, L16
+L12:
     addi s25, s30, 64
     min s25, s25, s28
-    blt s30, s25, L24
-L14:
-    halt
+    blt s30, s25, L25
 L15:
+    halt
+L16:
     li s27, 0
     shli s26, s27, 8
-L17:
+L18:
     @p7 ldt.b32 v31, b, s1
     @p7 stv v31, s26, 0
     addi s2, s2, 1
     addi s27, s27, 1
     addi s26, s26, 256
-    blt s27, s29, L17
-    j L11
-L24:
-    vbcast v31, s0
+    blt s27, s29, L18
+    j L12
 L25:
-    blt s0, s29, L56
+    vbcast v31, s0
+L26:
+    blt s0, s29, L57
     vmov v30, v31
     vmov v29, v31
     vmov v28, v31
@@ -46,7 +47,7 @@ L25:
     vmov v25, v31
     vmov v24, v31
     vmov v23, v31
-L34:
+L35:
     mov s5, s31
     mov s6, s30
     li s7, 0
@@ -67,9 +68,9 @@ L34:
     addi s6, s6, 1
     @p7 stt.b32 v23, c, s5
     addi s30, s30, 8
-    blt s30, s25, L25
-    j L14
-L56:
+    blt s30, s25, L26
+    j L15
+L57:
     vmov v30, v31
     vmov v29, v31
     vmov v28, v31
@@ -80,7 +81,7 @@ L56:
     vmov v23, v31
     li s24, 0
     shli s23, s24, 8
-L66:
+L67:
     mov s5, s24
     mov s6, s30
     li s7, 0
@@ -678,5 +679,5 @@ L66:
     vmadl.f32 v23, v14, v15, 63
     addi s24, s24, 64
     addi s23, s23, 16384
-    blt s24, s29, L66
-    j L34
+    blt s24, s29, L67
+    j L35

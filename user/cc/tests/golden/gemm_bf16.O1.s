@@ -16,23 +16,26 @@ L0:
     sub s27, s27, s31
     addi s26, s27, 1
     srai s26, s26, 1
+    max s26, s26, s0
     pfirst p7, s26
-    pfirst p6, s27
+    max s26, s27, s0
+    pfirst p6, s26
     addi s27, s27, -64
+    max s27, s27, s0
     pfirst p5, s27
     li s27, 32
     pfirst p4, s27
     addi s27, s30, 64
     min s28, s27, s28
     mov s1, s31
-    blt s30, s28, L21
-L20:
+    blt s30, s28, L24
+L23:
     halt
-L21:
+L24:
     vmov v30, v31
     vbcast v29, s0
-L23:
-    blt s0, s29, L82
+L26:
+    blt s0, s29, L85
     vmov v28, v29
     vmov v27, v29
     vmov v26, v29
@@ -49,7 +52,7 @@ L23:
     vmov v15, v29
     vmov v14, v29
     vmov v13, v29
-L40:
+L43:
     mov s5, s31
     mov s6, s30
     li s7, 0
@@ -90,9 +93,9 @@ L40:
     @p6 stt.b32 v21, c, s5
     @p5 stt.b32 v13, c, s9
     addi s30, s30, 8
-    blt s30, s28, L23
-    j L20
-L82:
+    blt s30, s28, L26
+    j L23
+L85:
     vmov v28, v29
     vmov v27, v29
     vmov v26, v29
@@ -110,7 +113,7 @@ L82:
     vmov v14, v29
     vmov v13, v29
     li s27, 0
-L99:
+L102:
     mov s5, s27
     mov s6, s30
     li s7, 0
@@ -1420,5 +1423,5 @@ L99:
     vmadl.f32 v13, v3, v5, 63
     addi s2, s2, 1
     addi s27, s27, 64
-    blt s27, s29, L99
-    j L40
+    blt s27, s29, L102
+    j L43

@@ -19,38 +19,41 @@ L7:
     vredsum.f32 s28, v30
     fdiv s28, s28, s29
     li s1, 0
-    blt s0, s30, L26
+    blt s0, s30, L27
 L11:
     vredsum.f32 s27, v31
     fdiv s27, s27, s29
     fadd s27, s27, s31
     frsqrt s27, s27
     li s1, 0
-    blt s0, s30, L35
+    blt s0, s30, L37
 L17:
     halt
 L18:
     vmov v30, v31
 L19:
     sub s28, s30, s1
+    max s28, s28, s0
     pfirst p7, s28
     @p7 ldt.b32 v29, x, s1
     @p7 vadd.f32 v30, v30, v29
     addi s1, s1, 64
     blt s1, s30, L19
     j L7
-L26:
+L27:
     sub s27, s30, s1
+    max s27, s27, s0
     pfirst p7, s27
     @p7 ldt.b32 v29, x, s1
     @p7 vbcast v28, s28
     @p7 vsub.f32 v29, v29, v28
     @p7 vmad.f32 v31, v29, v29, v31
     addi s1, s1, 64
-    blt s1, s30, L26
+    blt s1, s30, L27
     j L11
-L35:
+L37:
     sub s26, s30, s1
+    max s26, s26, s0
     pfirst p7, s26
     mov s5, s1
     li s6, 0
@@ -65,5 +68,5 @@ L35:
     @p7 vmad.f32 v29, v29, v28, v27
     @p7 stt.b32 v29, y, s1
     addi s1, s1, 64
-    blt s1, s30, L35
+    blt s1, s30, L37
     j L17

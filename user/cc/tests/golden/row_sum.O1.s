@@ -19,6 +19,7 @@ L4:
     halt
 L11:
     sub s29, s31, s1
+    max s29, s29, s0
     pfirst p7, s29
     @p7 ldt.b32 v30, x, s1
     @p7 vadd.f32 v31, v31, v30

@@ -12,6 +12,7 @@ L0:
     mov s1, s30
     tdim s29, y, 0
     sub s30, s29, s30
+    max s30, s30, s0
     pfirst p7, s30
     @p7 ldt.b32 v31, x, s1
     @p7 ldt.b32 v30, y, s1

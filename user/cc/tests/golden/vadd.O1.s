@@ -11,6 +11,7 @@ L0:
     mov s1, s31
     tdim s30, c, 0
     sub s31, s30, s31
+    max s31, s31, s0
     pfirst p7, s31
     @p7 ldt.b32 v31, a, s1
     @p7 ldt.b32 v30, b, s1

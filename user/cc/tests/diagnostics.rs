@@ -318,6 +318,14 @@ fn where_forbids_lane_extraction_rotate_and_shuffle() {
 }
 
 #[test]
+fn a_vector_is_not_returned_from_inside_where() {
+    assert_eq!(
+        one("fn f(f32x64 x) -> f32x64 { where (x > 0.0) { return x; } return x; }\nkernel k() { }"),
+        "1:46: `f` cannot return its `f32x64` from inside `where`: the lanes outside the mask would leave it unspecified"
+    );
+}
+
+#[test]
 fn where_forbids_counting_and_bf16_packing() {
     assert_eq!(
         one(&body(

@@ -935,6 +935,17 @@ impl Checker<'_> {
                 );
                 None
             }
+            (Some(_), t) if self.wheres > 0 && (t.is_vector() || t == Ty::Mask) => {
+                self.err(
+                    span,
+                    format!(
+                        "`{}` cannot return its `{}` from inside `where`: the lanes outside the mask would leave it unspecified",
+                        self.fn_name,
+                        t.name()
+                    ),
+                );
+                None
+            }
             (Some(v), t) => {
                 let e = self.expr(v, Some(t));
                 self.expect(&e, t, &format!("for the value `{}` returns", self.fn_name));

@@ -193,6 +193,35 @@ pub fn redsum_f32(x: &[u32; crate::LANES], m: u64) -> u32 {
     a[0].to_bits()
 }
 
+/// `vredmax.f32` (`max`) or `vredmin.f32` of the lanes of `x` set in `m`: a NaN lane
+/// is skipped unless every active lane is NaN (then the first NaN); no active lane
+/// gives `-inf` (max) or `+inf` (min).
+pub fn redext_f32(x: &[u32; crate::LANES], m: u64, max: bool) -> u32 {
+    let (mut acc, f): (f32, fn(f32, f32) -> f32) = if max {
+        (f32::NEG_INFINITY, self::max)
+    } else {
+        (f32::INFINITY, self::min)
+    };
+    let mut nan = None;
+    let mut number = false;
+    for (i, &xi) in x.iter().enumerate() {
+        if m >> i & 1 == 0 {
+            continue;
+        }
+        let y = f32::from_bits(xi);
+        if y.is_nan() {
+            nan.get_or_insert(xi);
+        } else {
+            acc = f(acc, y);
+            number = true;
+        }
+    }
+    match nan {
+        Some(bits) if !number => bits,
+        _ => acc.to_bits(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -146,27 +146,6 @@ fn fcmp(f: impl Fn(f32, f32) -> bool) -> impl Fn(u32, u32) -> bool {
     move |a, b| f(f32::from_bits(a), f32::from_bits(b))
 }
 
-/// `vredmax.f32` / `vredmin.f32`: NaN lanes ignored unless every active lane is NaN.
-#[inline(never)]
-fn redext_f32(x: &Lanes, m: u64, identity: f32, f: fn(f32, f32) -> f32) -> u32 {
-    let mut acc = identity;
-    let mut nan = None;
-    let mut number = false;
-    for i in mem::lanes(m) {
-        let y = f32::from_bits(x[i]);
-        if y.is_nan() {
-            nan.get_or_insert(x[i]);
-        } else {
-            acc = f(acc, y);
-            number = true;
-        }
-    }
-    match nan {
-        Some(bits) if !number => bits,
-        _ => acc.to_bits(),
-    }
-}
-
 /// An integer reduction with `identity` for the inactive lanes.
 #[inline(never)]
 fn red_i32(x: &Lanes, m: u64, identity: u32, f: impl Fn(u32, u32) -> u32) -> u32 {
@@ -556,12 +535,12 @@ pub(super) fn run(
             }
             Op::VredmaxF32 { sd, va } => {
                 let m = mask!();
-                sw!(sd, redext_f32(&v[vi(va)], m, f32::NEG_INFINITY, float::max));
+                sw!(sd, float::redext_f32(&v[vi(va)], m, true));
                 lanes!(m);
             }
             Op::VredminF32 { sd, va } => {
                 let m = mask!();
-                sw!(sd, redext_f32(&v[vi(va)], m, f32::INFINITY, float::min));
+                sw!(sd, float::redext_f32(&v[vi(va)], m, false));
                 lanes!(m);
             }
             Op::VcmpEqF32 { pd, va, vb } => {

@@ -49,6 +49,7 @@ use super::hir::{
 };
 use crate::ir::Op;
 use crate::ir::interp::{HostTensor, POISON_LANE, POISON_MASK, Val, lanewise};
+use crate::ir::interp::{red_add_f32, red_ext_f32, red_i32};
 use crate::span::Span;
 
 /// Why a run stopped before every invocation ended.
@@ -180,61 +181,6 @@ fn reads_place(e: &Expr) -> bool {
         }
     }
     false
-}
-
-/// `vredmax.f32` / `vredmin.f32` over the lanes of `m`: a NaN lane is skipped, unless
-/// every active lane is NaN (then the first NaN); no active lane gives the identity.
-fn red_ext_f32(x: &[u32; LANES], m: u64, max: bool) -> u32 {
-    let mut acc: Option<f32> = None;
-    let mut first_nan = None;
-    for j in lanes_of(m) {
-        let y = f32::from_bits(x[j]);
-        if y.is_nan() {
-            first_nan.get_or_insert(x[j]);
-        } else {
-            acc = Some(match acc {
-                None => y,
-                Some(a) if max => float::max(a, y),
-                Some(a) => float::min(a, y),
-            });
-        }
-    }
-    match (acc, first_nan) {
-        (Some(a), _) => a.to_bits(),
-        (None, Some(nan)) => nan,
-        (None, None) if max => f32::NEG_INFINITY.to_bits(),
-        (None, None) => f32::INFINITY.to_bits(),
-    }
-}
-
-/// The f32 sum of the lanes of `m` in the SG1's tree order (lanes `i` and `i + h` for
-/// `h` = 32 ... 1), the inactive lanes counting as `-0`.
-fn red_add_f32(x: &[u32; LANES], m: u64) -> u32 {
-    let mut a: Vec<f32> = (0..LANES)
-        .map(|j| {
-            if m >> j & 1 != 0 {
-                f32::from_bits(x[j])
-            } else {
-                -0.0
-            }
-        })
-        .collect();
-    while a.len() > 1 {
-        let h = a.len() / 2;
-        let (lo, hi) = a.split_at(h);
-        a = lo.iter().zip(hi).map(|(p, q)| p + q).collect();
-    }
-    a.first().copied().unwrap_or(-0.0).to_bits()
-}
-
-/// The integer reductions over the lanes of `m`, wrapping.
-fn red_i32(x: &[u32; LANES], m: u64, op: Op) -> u32 {
-    let active = lanes_of(m).map(|j| x[j] as i32);
-    (match op {
-        Op::RedAdd => active.fold(0i32, i32::wrapping_add),
-        Op::RedMax => active.fold(i32::MIN, i32::max),
-        _ => active.fold(i32::MAX, i32::min),
-    }) as u32
 }
 
 struct Machine<'a, 'l> {
@@ -1088,48 +1034,8 @@ impl Machine<'_, '_> {
         m: u64,
         span: Span,
     ) -> Result<(u128, u128), InterpError> {
-        let Some(t) = self.launch.tensors.get(usize::from(slot)) else {
-            return self.fault(FaultKind::TensorSlot { slot }, span);
-        };
-        if t.elem_size != elem {
-            return self.fault(
-                FaultKind::TensorType {
-                    slot,
-                    elem_size: t.elem_size,
-                },
-                span,
-            );
-        }
-        let range = |dim: u8, coord: u64| FaultKind::TensorRange { slot, dim, coord };
-        if m != 0 {
-            let c0 = u64::from(c[0]);
-            let d0 = u64::from(t.dims[0]);
-            let first = c0 + per_lane * u64::from(m.trailing_zeros());
-            if first >= d0 {
-                return self.fault(range(0, first), span);
-            }
-            for (d, (&cd, &size)) in c.iter().zip(&t.dims).enumerate().skip(1) {
-                if cd >= size {
-                    return self.fault(range(d as u8, u64::from(cd)), span);
-                }
-            }
-            for j in lanes_of(m) {
-                // The lane's first element is in range, so the first out of range is
-                // the tensor's end.
-                let lo = c0 + per_lane * j as u64;
-                if lo + per_lane > d0 {
-                    return self.fault(range(0, lo.max(d0)), span);
-                }
-            }
-        }
-        let offset: u128 = (0..4)
-            .map(|d| u128::from(c[d]) * u128::from(t.strides[d]))
-            .sum();
-        let e = u128::from(elem);
-        Ok((
-            u128::from(t.base) + e * offset,
-            e * u128::from(t.strides[0]),
-        ))
+        crate::ir::interp::tensor_access(self.launch, slot, elem, per_lane, c, m)
+            .or_else(|kind| self.fault(kind, span))
     }
 
     /// The elements of the active lanes of `m` (the others poisoned).

@@ -212,33 +212,10 @@ pub fn lanewise(op: Op, a: u32, b: u32, c: u32) -> Option<u32> {
 pub use sagrada_isa::exec::float::redsum_f32 as red_add_f32;
 
 /// `vredmax.f32` / `vredmin.f32` over the lanes of `m`.
-fn red_ext_f32(x: &[u32; LANES], m: u64, max: bool) -> u32 {
-    let (mut acc, f): (f32, fn(f32, f32) -> f32) = if max {
-        (f32::NEG_INFINITY, float::max)
-    } else {
-        (f32::INFINITY, float::min)
-    };
-    let mut nan = None;
-    let mut number = false;
-    for (i, &xi) in x.iter().enumerate() {
-        if m >> i & 1 == 0 {
-            continue;
-        }
-        let y = f32::from_bits(xi);
-        if y.is_nan() {
-            nan.get_or_insert(xi);
-        } else {
-            acc = f(acc, y);
-            number = true;
-        }
-    }
-    match nan {
-        Some(bits) if !number => bits,
-        _ => acc.to_bits(),
-    }
-}
+pub use sagrada_isa::exec::float::redext_f32 as red_ext_f32;
 
-fn red_i32(x: &[u32; LANES], m: u64, op: Op) -> u32 {
+/// The integer reductions over the lanes of `m` (`op` is the reduction), wrapping.
+pub(crate) fn red_i32(x: &[u32; LANES], m: u64, op: Op) -> u32 {
     let (identity, f): (u32, fn(u32, u32) -> u32) = match op {
         Op::RedAdd => (0, u32::wrapping_add),
         Op::RedMax => (i32::MIN as u32, |a, b| (a as i32).max(b as i32) as u32),
@@ -257,6 +234,62 @@ fn element_address(at: u128, elem: usize) -> Result<u64, u64> {
         Ok(a) => Err(a),
         Err(_) => Err(u64::MAX),
     }
+}
+
+/// The checks of a tensor access in the ISA's order (the slot, the element size, then
+/// the coordinates of the lowest active lane, the other dimensions and the other
+/// lanes) and, if they pass, the address of the first active lane's element and the
+/// distance between lanes' first elements, in bytes (before the MMU's checks). The
+/// language's interpreter shares it: it is the machine's rule, not the language's.
+pub(crate) fn tensor_access(
+    launch: &Launch<'_>,
+    slot: u8,
+    elem: u32,
+    per_lane: u64,
+    c: [u32; 4],
+    m: u64,
+) -> Result<(u128, u128), FaultKind> {
+    let Some(t) = launch.tensors.get(usize::from(slot)) else {
+        return Err(FaultKind::TensorSlot { slot });
+    };
+    if t.elem_size != elem {
+        return Err(FaultKind::TensorType {
+            slot,
+            elem_size: t.elem_size,
+        });
+    }
+    if m != 0 {
+        let range = |dim: u8, coord: u64| FaultKind::TensorRange { slot, dim, coord };
+        let c0 = u64::from(c[0]);
+        let d0 = u64::from(t.dims[0]);
+        let first = c0 + per_lane * u64::from(m.trailing_zeros());
+        if first >= d0 {
+            return Err(range(0, first));
+        }
+        for (dim, (&cd, &size)) in c.iter().zip(&t.dims).enumerate().skip(1) {
+            if cd >= size {
+                return Err(range(dim as u8, u64::from(cd)));
+            }
+        }
+        for j in lanes(m) {
+            // The lane's first element is in range, so the first one out of range is
+            // the tensor's end.
+            let lo = c0 + per_lane * j as u64;
+            if lo + per_lane > d0 {
+                return Err(range(0, lo.max(d0)));
+            }
+        }
+    }
+    let offset: u128 = c
+        .iter()
+        .zip(&t.strides)
+        .map(|(&cd, &stride)| u128::from(cd) * u128::from(stride))
+        .sum();
+    let e = u128::from(elem);
+    Ok((
+        u128::from(t.base) + e * offset,
+        e * u128::from(t.strides[0]),
+    ))
 }
 
 /// The active lanes of mask `m`, lowest first.
@@ -659,49 +692,8 @@ impl Machine<'_, '_> {
         m: u64,
         i: Inst,
     ) -> Result<(u128, u128), InterpError> {
-        let Some(t) = self.launch.tensors.get(usize::from(slot)) else {
-            return self.fault(FaultKind::TensorSlot { slot }, i);
-        };
-        if t.elem_size as usize != elem {
-            return self.fault(
-                FaultKind::TensorType {
-                    slot,
-                    elem_size: t.elem_size,
-                },
-                i,
-            );
-        }
-        if m != 0 {
-            let range = |dim: u8, coord: u64| FaultKind::TensorRange { slot, dim, coord };
-            let c0 = u64::from(c[0]);
-            let d0 = u64::from(t.dims[0]);
-            let pl = per_lane as u64;
-            let first = c0 + pl * u64::from(m.trailing_zeros());
-            if first >= d0 {
-                return self.fault(range(0, first), i);
-            }
-            for (dim, (&cd, &size)) in c.iter().zip(&t.dims).enumerate().skip(1) {
-                if cd >= size {
-                    return self.fault(range(dim as u8, u64::from(cd)), i);
-                }
-            }
-            for j in lanes(m) {
-                let lo = c0 + pl * j as u64;
-                if lo + pl > d0 {
-                    return self.fault(range(0, lo.max(d0)), i);
-                }
-            }
-        }
-        let offset: u128 = c
-            .iter()
-            .zip(&t.strides)
-            .map(|(&cd, &stride)| u128::from(cd) * u128::from(stride))
-            .sum();
-        let e = elem as u128;
-        Ok((
-            u128::from(t.base) + e * offset,
-            e * u128::from(t.strides[0]),
-        ))
+        tensor_access(self.launch, slot, elem as u32, per_lane as u64, c, m)
+            .or_else(|kind| self.fault(kind, i))
     }
 
     /// The ISA's scratchpad checks for the words of lanes `m` at `sa + imm + 4j`;

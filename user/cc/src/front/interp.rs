@@ -37,9 +37,7 @@
 //! stops runaway loops.
 
 use sagrada_isa::exec::float;
-use sagrada_isa::exec::{
-    FaultKind, FlatMemory, GlobalMemory, Launch, TensorDesc, partition, point_of,
-};
+use sagrada_isa::exec::{FaultKind, GlobalMemory, Launch, partition, point_of};
 use sagrada_isa::{LANES, SCRATCH_BYTES};
 
 use super::Program;
@@ -248,50 +246,9 @@ pub fn run_tensors(
     scalars: &[u32],
     limit: u64,
 ) -> Result<(Vec<HostTensor>, Stats), InterpError> {
-    const BASE: u64 = 0x1_0000;
-    // A gap between tensors, so that an access past one is not silently another's.
-    const GAP: usize = 256;
-    let mut descs = Vec::new();
-    let mut at = 0usize;
-    for t in tensors {
-        let mut strides = [1u32; 4];
-        for d in 1..4 {
-            strides[d] = strides[d - 1].wrapping_mul(t.dims[d - 1]);
-        }
-        descs.push(TensorDesc {
-            base: BASE + at as u64,
-            elem_size: t.elem_size,
-            dims: t.dims,
-            strides,
-        });
-        at += t.data.len() + GAP;
-    }
-    let mut mem = FlatMemory::new(BASE, at);
-    let mut off = 0usize;
-    for t in tensors {
-        if let Some(dst) = mem.bytes.get_mut(off..off + t.data.len()) {
-            dst.copy_from_slice(&t.data);
-        }
-        off += t.data.len() + GAP;
-    }
-    let launch = Launch {
-        dims,
-        tensors: &descs,
-        scalars,
-    };
-    let stats = run(p, &launch, cores, &mut mem, limit)?;
-    let mut out = Vec::new();
-    let mut off = 0usize;
-    for t in tensors {
-        let mut t = t.clone();
-        let n = t.data.len();
-        if let Some(src) = mem.bytes.get(off..off + n) {
-            t.data.copy_from_slice(src);
-        }
-        off += n + GAP;
-        out.push(t);
-    }
-    Ok((out, stats))
+    crate::ir::interp::with_host_tensors(dims, tensors, scalars, |launch, mem| {
+        run(p, launch, cores, mem, limit)
+    })
 }
 
 impl Machine<'_, '_> {

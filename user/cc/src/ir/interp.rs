@@ -785,7 +785,23 @@ pub fn run_tensors(
     scalars: &[u32],
     limit: u64,
 ) -> Result<(Vec<HostTensor>, Stats), InterpError> {
+    with_host_tensors(dims, tensors, scalars, |launch, mem| {
+        run(f, launch, cores, mem, limit)
+    })
+}
+
+/// Lays `tensors` out densely in a flat device memory (with a gap after each, so that
+/// an access past one is not silently another's), runs `body` on the launch over them,
+/// and gives back the tensors as the run left them. Both interpreters use it, so that
+/// their fault addresses agree.
+pub fn with_host_tensors<S, E>(
+    dims: [u32; 4],
+    tensors: &[HostTensor],
+    scalars: &[u32],
+    body: impl FnOnce(&Launch<'_>, &mut sagrada_isa::exec::FlatMemory) -> Result<S, E>,
+) -> Result<(Vec<HostTensor>, S), E> {
     const BASE: u64 = 0x1_0000;
+    const GAP: usize = 256;
     let mut descs = Vec::new();
     let mut at = 0usize;
     for t in tensors {
@@ -799,28 +815,31 @@ pub fn run_tensors(
             dims: t.dims,
             strides,
         });
-        // A gap between tensors, so that an access past one is not silently another's.
-        at += t.data.len() + 256;
+        at += t.data.len() + GAP;
     }
     let mut mem = sagrada_isa::exec::FlatMemory::new(BASE, at);
     let mut off = 0usize;
     for t in tensors {
-        mem.bytes[off..off + t.data.len()].copy_from_slice(&t.data);
-        off += t.data.len() + 256;
+        if let Some(dst) = mem.bytes.get_mut(off..off + t.data.len()) {
+            dst.copy_from_slice(&t.data);
+        }
+        off += t.data.len() + GAP;
     }
     let launch = Launch {
         dims,
         tensors: &descs,
         scalars,
     };
-    let stats = run(f, &launch, cores, &mut mem, limit)?;
+    let stats = body(&launch, &mut mem)?;
     let mut out = Vec::new();
     let mut off = 0usize;
     for t in tensors {
         let mut t = t.clone();
         let n = t.data.len();
-        t.data.copy_from_slice(&mem.bytes[off..off + n]);
-        off += n + 256;
+        if let Some(src) = mem.bytes.get(off..off + n) {
+            t.data.copy_from_slice(src);
+        }
+        off += n + GAP;
         out.push(t);
     }
     Ok((out, stats))

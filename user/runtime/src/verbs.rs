@@ -203,6 +203,24 @@ impl Ctx<'_> {
         self.call(op, cmd, &mut Destroy { handle, pad: 0 })
     }
 
+    /// Destroys an object once: a no-op when `live` is already false. Returns whether
+    /// it was destroyed now (so the caller releases what it held); on an error (EBUSY)
+    /// the object stays live and usable.
+    fn destroy_once(
+        &self,
+        live: &mut bool,
+        op: &'static str,
+        cmd: u32,
+        handle: u32,
+    ) -> Result<bool> {
+        if !*live {
+            return Ok(false);
+        }
+        self.destroy(op, cmd, handle)?;
+        *live = false;
+        Ok(true)
+    }
+
     /// One 8-byte store to a doorbell of the UAR: the NIC takes the queue number and
     /// the index from a single MMIO write, so it must never be split.
     fn ring_doorbell(&self, offset: u32, value: u64) -> std::result::Result<(), Errno> {
@@ -673,12 +691,14 @@ impl<'p> ProtectionDomain<'p> {
     /// `ibv_dealloc_pd`, `pyverbs`' `close`: `EBUSY` while regions or QPs use it (the PD
     /// stays usable); a no-op once done.
     pub fn close(&mut self) -> Result<()> {
-        if self.live {
-            self.ctx
-                .destroy("ibv_dealloc_pd", RDMA_DEALLOC_PD, self.handle)?;
-            self.live = false;
-        }
-        Ok(())
+        self.ctx
+            .destroy_once(
+                &mut self.live,
+                "ibv_dealloc_pd",
+                RDMA_DEALLOC_PD,
+                self.handle,
+            )
+            .map(drop)
     }
 
     /// `ibv_dealloc_pd`.
@@ -802,12 +822,9 @@ impl MemoryRegion<'_> {
 
     /// `ibv_dereg_mr`, `pyverbs`' `close`: a no-op once done.
     pub fn close(&mut self) -> Result<()> {
-        if self.live {
-            self.ctx
-                .destroy("ibv_dereg_mr", RDMA_DEREG_MR, self.handle)?;
-            self.live = false;
-        }
-        Ok(())
+        self.ctx
+            .destroy_once(&mut self.live, "ibv_dereg_mr", RDMA_DEREG_MR, self.handle)
+            .map(drop)
     }
 
     /// `ibv_dereg_mr`.
@@ -1243,10 +1260,12 @@ impl CompletionQueue<'_> {
     /// `ibv_destroy_cq`: `EBUSY` while QPs use it (the CQ stays usable); a no-op once
     /// done.
     pub fn close(&mut self) -> Result<()> {
-        if self.live {
-            self.ctx
-                .destroy("ibv_destroy_cq", RDMA_DESTROY_CQ, self.handle)?;
-            self.live = false;
+        if self.ctx.destroy_once(
+            &mut self.live,
+            "ibv_destroy_cq",
+            RDMA_DESTROY_CQ,
+            self.handle,
+        )? {
             let _ = self.ctx.p.munmap(self.shared.ring, self.map_len);
         }
         Ok(())
@@ -1931,12 +1950,14 @@ impl QueuePair<'_> {
     /// `ibv_destroy_qp`: its work requests are dropped without completions, and its
     /// completions still in the CQs are dropped too; a no-op once done.
     pub fn close(&mut self) -> Result<()> {
-        if !self.live {
+        if !self.ctx.destroy_once(
+            &mut self.live,
+            "ibv_destroy_qp",
+            RDMA_DESTROY_QP,
+            self.handle,
+        )? {
             return Ok(());
         }
-        self.ctx
-            .destroy("ibv_destroy_qp", RDMA_DESTROY_QP, self.handle)?;
-        self.live = false;
         {
             let mut qps = lock(&self.ctx.qps);
             if qps
